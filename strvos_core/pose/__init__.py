@@ -1,0 +1,39 @@
+"""Depth -> 3D target pose. Estimators are plugins: entry-point group "strvos.pose_estimators"."""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from strvos_core.pose.depth import DEPTH_ENCODINGS, check_intrinsics, depth_to_metres
+from strvos_core.pose.pca import PCAPoseConfig, PCAPoseEstimator, PoseEstimate
+from strvos_core.pose.registration import mask_on_depth_grid
+
+ENTRY_POINT_GROUP = "strvos.pose_estimators"
+_BUILTIN = {"pca": PCAPoseEstimator}
+
+
+def available() -> list[str]:
+    """Names of the installed pose estimators."""
+    return sorted(set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def create_pose_estimator(name: str = "pca", **options):
+    """Instantiate the pose estimator registered under ``name`` with keyword ``options``."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()(**options)
+    if name in _BUILTIN:
+        return _BUILTIN[name](**options)
+    raise ValueError(f"unknown pose estimator {name!r}; available: {available()}")
+
+
+__all__ = [
+    "DEPTH_ENCODINGS",
+    "PCAPoseConfig",
+    "PCAPoseEstimator",
+    "PoseEstimate",
+    "available",
+    "check_intrinsics",
+    "create_pose_estimator",
+    "depth_to_metres",
+    "mask_on_depth_grid",
+]

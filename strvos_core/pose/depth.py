@@ -1,0 +1,45 @@
+"""Depth images in metres, whatever their ROS encoding (REP-118), and intrinsics checks.
+
+Drivers publish either raw 16-bit millimetres ("16UC1", some say "mono16") with 0 meaning "no return", or
+32-bit float metres ("32FC1") with NaN/inf (REP-117) or 0 meaning invalid. Everything downstream works on
+float32 metres with NaN as the single invalid marker, so the unit is decided here, once, from the encoding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MILLIMETRE_ENCODINGS = ("16UC1", "mono16")
+METRE_ENCODINGS = ("32FC1",)
+DEPTH_ENCODINGS = MILLIMETRE_ENCODINGS + METRE_ENCODINGS
+
+
+def depth_to_metres(depth: np.ndarray, encoding: str) -> np.ndarray:
+    """Return a float32 HxW copy of ``depth`` in metres, NaN where the sensor gave no valid return."""
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth encoding {encoding!r} is not supported; expected one of {DEPTH_ENCODINGS}")
+    array = np.asarray(depth)
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"depth image must be a non-empty HxW array, got shape {array.shape}")
+    if encoding in MILLIMETRE_ENCODINGS:
+        if array.dtype != np.uint16:
+            raise ValueError(f"{encoding} depth must be uint16 millimetres, got dtype {array.dtype}")
+        metres = array.astype(np.float32) * np.float32(0.001)
+        metres[array == 0] = np.nan
+        return metres
+    if array.dtype != np.float32:
+        raise ValueError(f"32FC1 depth must be float32 metres, got dtype {array.dtype}")
+    metres = array.astype(np.float32, copy=True)
+    metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
+    return metres
+
+
+def check_intrinsics(K: np.ndarray, name: str = "K") -> np.ndarray:
+    """Validate a 3x3 pinhole matrix (positive finite focal lengths) and return it as float64."""
+    matrix = np.asarray(K, dtype=np.float64)
+    if matrix.size == 9:
+        matrix = matrix.reshape(3, 3)
+    if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
+        raise ValueError(f"{name} must be a finite 3x3 intrinsics matrix, got {np.asarray(K).shape}")
+    if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
+        raise ValueError(f"{name} has a non-positive focal length (fx={matrix[0, 0]}, fy={matrix[1, 1]})")
+    return matrix

@@ -1,0 +1,33 @@
+"""Checks on referring expressions and target ids received at run time (from any client)."""
+from __future__ import annotations
+
+import re
+
+TARGET_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")  # also a valid ROS topic name token
+
+
+class PromptError(ValueError):
+    """A prompt or target id that is refused; the message says why."""
+
+
+def clean_prompt(text: str, max_chars: int) -> str:
+    """The prompt with whitespace collapsed; PromptError when empty, too long or with control characters."""
+    if not isinstance(text, str):
+        raise PromptError(f"prompt must be a string, got {type(text).__name__}")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise PromptError("prompt is empty or whitespace only")
+    if len(cleaned) > max_chars:
+        raise PromptError(f"prompt has {len(cleaned)} characters, more than the limit of {max_chars}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise PromptError("prompt contains control characters")
+    return cleaned
+
+
+def check_target_id(target_id: str) -> str:
+    """A target id usable in topic names (~/mask/<id>): a letter then letters, digits or '_', <= 63 chars."""
+    if not isinstance(target_id, str) or not TARGET_ID_PATTERN.match(target_id):
+        raise PromptError(
+            f"target id {target_id!r} is invalid: use a letter followed by letters, digits or '_' (max 63)"
+        )
+    return target_id

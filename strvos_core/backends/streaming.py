@@ -1,0 +1,27 @@
+"""The `streamingrvos` backend: StreamingRVOS, one frame at a time, with the [SEG] state per target."""
+from __future__ import annotations
+
+import torch
+
+from strvos_core.backends.base import Backend
+from strvos_core.session import StreamingSession
+
+
+class StreamingRVOSBackend(Backend):
+    name = "streamingrvos"
+
+    def __init__(self, model: str = "random:tiny", device: str = "cpu", dtype: str = "float32",
+                 max_new_tokens: int | None = None) -> None:
+        """model: "random:<preset>[:<answer>]", an export directory, or a hub id (see strvos_core.checkpoint)."""
+        from strvos_core.checkpoint import load_model
+
+        super().__init__()
+        self.model = load_model(model, device, dtype)
+        self.max_new_tokens = max_new_tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self._require_model().device
+
+    def start_session(self, targets=None) -> StreamingSession:
+        return StreamingSession(self._require_model(), targets, self.max_new_tokens)

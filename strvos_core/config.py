@@ -1,0 +1,150 @@
+"""Model configuration: one dataclass per part, and the presets "tiny", "1b" and "4b".
+
+The released StreamingRVOS models are InternVL2.5-1B/4B (InternViT-300M + Qwen2.5-0.5B/3B) plus SAM 2.1 hiera-L;
+"1b" and "4b" reproduce their shapes (parameter counts within 1%, see test/core/test_config.py) for random builds.
+"tiny" keeps every mechanism (448 tiles, 256 tokens per tile, pixel shuffle, the full SAM 2 prompt path) at sizes
+that run in milliseconds on a CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from strvos_core.errors import StrvosError
+
+SAM2_VARIANTS: dict[str, str] = {
+    "hiera-tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "hiera-small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "hiera-base-plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "hiera-large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+REFERENCE_SPECIAL_TOKENS = ["[SEG]", "<p>", "</p>", "<vp>", "</vp>", "<TIME_CONTEXT>", "<context>", "</context>"]
+
+
+@dataclass
+class VisionConfig:
+    """InternViT (the reference's InternVisionModel), run by transformers' InternVLVisionModel."""
+
+    hidden_size: int = 1024
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    intermediate_size: int = 4096
+    image_size: int = 448
+    patch_size: int = 14
+    qkv_bias: bool = True
+    qk_normalization: bool = False
+    norm_type: str = "layer_norm"
+    layer_norm_eps: float = 1e-6
+    hidden_act: str = "gelu"
+    initializer_factor: float = 0.1  # initial value of the layer scales (ls1/ls2)
+
+
+@dataclass
+class LanguageConfig:
+    """Qwen2ForCausalLM (Qwen2.5-0.5B for 1B, Qwen2.5-3B for 4B) with the reference's vocabulary of 151682."""
+
+    vocab_size: int = 151682
+    hidden_size: int = 896
+    intermediate_size: int = 4864
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 14
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 32768
+    rope_theta: float = 1000000.0
+    rms_norm_eps: float = 1e-6
+    hidden_act: str = "silu"
+    tie_word_embeddings: bool = False
+
+
+@dataclass
+class GroundingConfig:
+    """SAM 2.1 from the `sam2` package. The reference hard-wires hiera-large at 1024; both are fields here."""
+
+    sam2_variant: str = "hiera-large"
+    image_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.sam2_variant not in SAM2_VARIANTS:
+            raise StrvosError(f"unknown sam2_variant {self.sam2_variant!r}; choose one of {sorted(SAM2_VARIANTS)}")
+        if self.image_size % 32 or self.image_size < 128:
+            raise StrvosError(f"SAM 2 image_size must be a multiple of 32 and >= 128, got {self.image_size}")
+
+
+@dataclass
+class StreamingRVOSConfig:
+    """The whole model plus the inference settings of the reference's `preparing_for_generation`."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    downsample_ratio: float = 0.5
+    ps_version: str = "v2"
+    select_layer: int = -1
+    min_dynamic_patch: int = 1
+    max_dynamic_patch: int = 12
+    use_thumbnail: bool = True
+    template: str = "qwen_chat"
+    # The reference allows 2048 new tokens; trained models answer in < 10 ("Sure, [SEG]."). A bound keeps a
+    # degenerate (e.g. random) model's per-frame latency finite. Parity runs set both sides to the same value.
+    max_new_tokens: int = 32
+    text_hidden_dim: int = 256  # SAM 2 prompt width (text_hidden_fcs output)
+
+    @property
+    def tile_size(self) -> int:
+        return self.vision.image_size
+
+    @property
+    def num_image_token(self) -> int:
+        """Tokens per tile after pixel shuffle: (448/14)^2 * 0.5^2 = 256."""
+        grid = self.vision.image_size // self.vision.patch_size
+        return int(grid * grid * self.downsample_ratio**2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamingRVOSConfig:
+        data = dict(data)
+        parts = {
+            "vision": VisionConfig(**data.pop("vision", {})),
+            "language": LanguageConfig(**data.pop("language", {})),
+            "grounding": GroundingConfig(**data.pop("grounding", {})),
+        }
+        return cls(**parts, **data)
+
+
+def _preset_1b() -> StreamingRVOSConfig:
+    return StreamingRVOSConfig()
+
+
+def _preset_4b() -> StreamingRVOSConfig:
+    return StreamingRVOSConfig(
+        language=LanguageConfig(
+            hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+            num_key_value_heads=2,
+        )
+    )
+
+
+def _preset_tiny() -> StreamingRVOSConfig:
+    return StreamingRVOSConfig(
+        vision=VisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+        language=LanguageConfig(
+            vocab_size=413, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=8192,
+        ),
+        grounding=GroundingConfig(sam2_variant="hiera-tiny", image_size=256),
+        max_new_tokens=8,
+    )
+
+
+PRESETS = {"tiny": _preset_tiny, "1b": _preset_1b, "4b": _preset_4b}
+
+
+def preset(name: str) -> StreamingRVOSConfig:
+    """A fresh config for a preset name ("tiny", "1b", "4b")."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise StrvosError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}") from None

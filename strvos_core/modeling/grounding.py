@@ -1,0 +1,86 @@
+"""SAM 2 prompted by the projected [SEG] embedding (the reference's `add_language_embd` path, without the state).
+
+Per frame: the image encoder runs once (FPN levels + positional encodings, high-res levels projected by the mask
+decoder's conv_s0/conv_s1), `no_mem_embed` is added to the lowest-resolution level (every reference frame is an
+initial conditioning frame with `directly_add_no_mem_embed`; memory attention never runs). Per [SEG]: the prompt
+encoder embeds one padding point (label -1) plus its own pad point -> two "not a point" tokens, the language
+embedding is appended as the third sparse token, dense = no_mask_embed, the mask decoder runs with multimask output
+and the mask with the highest predicted IoU is kept: low-res logits of image_size/4.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from strvos_core.config import SAM2_VARIANTS, GroundingConfig
+
+
+def build_sam2_model(config: GroundingConfig) -> nn.Module:
+    """SAM2Base with random weights from the sam2 package's SAM 2.1 config for `config.sam2_variant`."""
+    from sam2.build_sam import build_sam2
+
+    overrides = [f"++model.image_size={config.image_size}"]
+    return build_sam2(SAM2_VARIANTS[config.sam2_variant], None, device="cpu", mode="eval",
+                      hydra_overrides_extra=overrides, apply_postprocessing=False)
+
+
+@dataclass
+class ImageFeatures:
+    """One frame's SAM 2 features, shared by every target of the frame."""
+
+    image_embed: torch.Tensor  # [1, 256, S/16, S/16], no_mem_embed added
+    high_res: list[torch.Tensor]  # [1, 32, S/4, S/4], [1, 64, S/8, S/8] (conv_s0 / conv_s1 applied)
+
+
+@dataclass
+class MaskPrediction:
+    low_res_logits: torch.Tensor  # [1, 1, S/4, S/4], float32
+    iou: torch.Tensor  # [1] predicted IoU of the chosen mask (sigmoid-ed: iou_prediction_use_sigmoid)
+    object_score_logit: torch.Tensor  # [1]
+
+
+class GroundingModel(nn.Module):
+    """Holds the sam2 model as `sam2_model` so checkpoint keys read grounding_encoder.sam2_model.* as upstream."""
+
+    def __init__(self, config: GroundingConfig) -> None:
+        super().__init__()
+        self.sam2_model = build_sam2_model(config)
+        self.image_size = config.image_size
+        self.hidden_dim = self.sam2_model.hidden_dim
+
+    @torch.no_grad()
+    def encode_image(self, image: torch.Tensor) -> ImageFeatures:
+        """[1, 3, S, S] normalised image -> features (the reference's `forward_image` + no-memory conditioning)."""
+        sam = self.sam2_model
+        backbone_out = sam.forward_image(image)
+        _, feats, _, sizes = sam._prepare_backbone_features(backbone_out)
+        batch = image.shape[0]
+        high_res = [f.permute(1, 2, 0).reshape(batch, f.shape[2], *s) for f, s in zip(feats[:-1], sizes[:-1], strict=True)]
+        lowest = feats[-1] + sam.no_mem_embed
+        image_embed = lowest.permute(1, 2, 0).reshape(batch, sam.hidden_dim, *sizes[-1])
+        return ImageFeatures(image_embed, high_res)
+
+    @torch.no_grad()
+    def decode(self, features: ImageFeatures, language_embedding: torch.Tensor) -> MaskPrediction:
+        """One [1, 256] language embedding -> the best of three masks (reference `_forward_sam_heads`)."""
+        sam = self.sam2_model
+        device = features.image_embed.device
+        coords = torch.zeros(1, 1, 2, device=device)
+        labels = -torch.ones(1, 1, dtype=torch.int32, device=device)
+        sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        sparse = torch.cat([sparse, language_embedding.reshape(1, 1, -1).to(sparse.dtype)], dim=1)
+        masks, ious, _, object_logits = sam.sam_mask_decoder(
+            image_embeddings=features.image_embed,
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=False,
+            high_res_features=features.high_res,
+        )
+        best = torch.argmax(ious, dim=-1)
+        rows = torch.arange(masks.shape[0], device=device)
+        return MaskPrediction(masks.float()[rows, best].unsqueeze(1), ious[rows, best].float(),
+                              object_logits.float().reshape(-1))

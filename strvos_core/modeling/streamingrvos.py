@@ -1,0 +1,213 @@
+"""StreamingRVOSModel: one frame + one expression + the previous [SEG] state -> mask, score, new state.
+
+The forward of one frame, as the reference's `predict_forward_token` loop body:
+  1. `encode_frame`: tiles -> InternViT -> 256 tokens/tile; the frame squashed for SAM 2 -> image features.
+     Done once per frame, shared by every target.
+  2. `segment`: prompt embeddings with the image tokens written over <IMG_CONTEXT> and, when a state exists, the
+     state written over <TIME_CONTEXT>; greedy decoding; the hidden state at each generated [SEG]
+     (post-norm last layer); text_hidden_fcs -> SAM 2 prompt -> 256x256-class logits -> bilinear to (H, W).
+  The new state is that [SEG] hidden state when exactly one [SEG] was generated, otherwise None (the learned
+  <TIME_CONTEXT> embedding is used next frame). With several [SEG], the mask of the last one is returned (the
+  reference overwrites earlier ones).
+Score (ours; the reference has none): SAM 2's predicted IoU of the kept mask times sigmoid(object score logit),
+in [0, 1]; 0 when no [SEG] was generated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from strvos_core.config import StreamingRVOSConfig
+from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
+from strvos_core.modeling.language import build_language_model, greedy_decode
+from strvos_core.modeling.vision import VisionProjector, build_vision_model, image_tokens
+from strvos_core.processing import image as image_processing
+from strvos_core.processing.prompt import SpecialTokenIds, build_prompt
+from strvos_core.processing.tiling import num_tiles
+
+
+class TextHiddenFcs(nn.Sequential):
+    """Linear(Cl, Cl), ReLU, Linear(Cl, 256), Dropout(0): [SEG] hidden state -> SAM 2 prompt token."""
+
+    def __init__(self, llm_hidden: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(llm_hidden, llm_hidden), nn.ReLU(inplace=True), nn.Linear(llm_hidden, out_dim),
+                         nn.Dropout(0.0))
+
+
+@dataclass
+class FrameFeatures:
+    """Everything per frame that does not depend on the expression."""
+
+    height: int
+    width: int
+    num_tiles: int
+    image_tokens: torch.Tensor  # [num_tiles * 256, Cl]
+    sam: ImageFeatures
+
+
+@dataclass
+class SegmentOutput:
+    mask: np.ndarray  # bool [H, W], on the host
+    score: float
+    has_seg: bool
+    text: str
+    num_seg: int
+    state: torch.Tensor | None  # [1, Cl] on the model's device: the next frame's <TIME_CONTEXT> input, or None
+    timings: dict[str, float]
+
+
+class StreamingRVOSModel(nn.Module):
+    """InternVL2.5 + Qwen2 + SAM 2 joined by [SEG]; attribute names follow the reference checkpoint's prefixes."""
+
+    def __init__(self, config: StreamingRVOSConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vision_model = build_vision_model(config.vision)
+        self.mlp1 = VisionProjector(config.vision.hidden_size, config.language.hidden_size, config.downsample_ratio)
+        self.language_model = build_language_model(config.language)
+        self.grounding_encoder = GroundingModel(config.grounding)
+        self.text_hidden_fcs = TextHiddenFcs(config.language.hidden_size, config.text_hidden_dim)
+        self.tokenizer = None
+        self.token_ids: SpecialTokenIds | None = None
+        self._prompt_cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+    def attach_tokenizer(self, tokenizer) -> None:
+        """The tokenizer whose ids the embedding table uses (checked against the vocabulary size)."""
+        ids = SpecialTokenIds.from_tokenizer(tokenizer)
+        vocab = self.language_model.get_input_embeddings().weight.shape[0]
+        if len(tokenizer) > vocab:
+            from strvos_core.errors import StrvosError
+
+            raise StrvosError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}")
+        self.tokenizer, self.token_ids = tokenizer, ids
+        self._prompt_cache.clear()
+
+    @property
+    def device(self) -> torch.device:
+        return self.text_hidden_fcs[0].weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.text_hidden_fcs[0].weight.dtype
+
+    def _autocast(self):
+        """SAM 2 builds float32 positional encodings internally; autocast keeps half-precision runs consistent."""
+        enabled = self.dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+    # -- per frame ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_tiles(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return image_tokens(self.vision_model, self.mlp1, pixel_values.to(self.device, self.dtype), self.config)
+
+    @torch.no_grad()
+    def encode_frame(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> FrameFeatures:
+        """An HxWx3 uint8 RGB frame (see processing.image.as_rgb_frame) -> the shared per-frame features."""
+        timer = _Timer(self.device, timings)
+        cfg = self.config
+        with timer("preprocess"):
+            tiles = image_processing.llm_tiles(frame, cfg.tile_size, cfg.min_dynamic_patch, cfg.max_dynamic_patch,
+                                               cfg.use_thumbnail)
+            sam_input = image_processing.sam2_image(frame, cfg.grounding.image_size)
+        with timer("vision"):
+            tokens = self.encode_tiles(tiles)
+        with timer("sam2"), self._autocast():
+            sam = self.grounding_encoder.encode_image(sam_input.to(self.device, self.dtype))
+        return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0],
+                             tokens.reshape(-1, tokens.shape[-1]), sam)
+
+    def prompt_ids(self, expression: str, tiles: int) -> torch.Tensor:
+        """[1, N] token ids of the chat prompt (cached per expression and tile count)."""
+        if self.tokenizer is None:
+            raise RuntimeError("attach_tokenizer() first")
+        key = (expression, tiles)
+        if key not in self._prompt_cache:
+            text = build_prompt(expression, tiles, self.config.num_image_token)
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            self._prompt_cache[key] = torch.tensor([ids], device=self.device)
+            if len(self._prompt_cache) > 256:
+                self._prompt_cache.pop(next(iter(self._prompt_cache)))
+        return self._prompt_cache[key]
+
+    def prompt_embeddings(self, ids: torch.Tensor, tokens: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings with the image tokens and (when given) the time-context state written in."""
+        assert self.token_ids is not None
+        embeds = self.language_model.get_input_embeddings()(ids)[0].clone()
+        image_slots = ids[0] == self.token_ids.img_context
+        if int(image_slots.sum()) != tokens.shape[0]:
+            raise RuntimeError(f"prompt has {int(image_slots.sum())} image slots for {tokens.shape[0]} image tokens")
+        embeds[image_slots] = tokens.to(embeds.dtype)
+        if state is not None:
+            embeds[ids[0] == self.token_ids.time_context] = state.reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+        return embeds[None]
+
+    @torch.no_grad()
+    def segment(self, features: FrameFeatures, expression: str, state: torch.Tensor | None,
+                max_new_tokens: int | None = None) -> SegmentOutput:
+        """One target on one encoded frame."""
+        assert self.token_ids is not None
+        timings: dict[str, float] = {}
+        timer = _Timer(self.device, timings)
+        with timer("llm"):
+            ids = self.prompt_ids(expression, features.num_tiles)
+            embeds = self.prompt_embeddings(ids, features.image_tokens, state)
+            out = greedy_decode(self.language_model, embeds, max_new_tokens or self.config.max_new_tokens,
+                                self.token_ids.stop_ids)
+            fed = torch.tensor(out.token_ids[:-1], device=self.device, dtype=torch.long)
+            seg_hidden = out.fed_hidden[fed == self.token_ids.seg]
+            text = self.tokenizer.decode(out.token_ids, skip_special_tokens=False).strip()
+        num_seg = int(seg_hidden.shape[0])
+        new_state = seg_hidden.clone() if num_seg == 1 else None
+        if num_seg == 0:
+            empty = np.zeros((features.height, features.width), dtype=bool)
+            return SegmentOutput(empty, 0.0, False, text, 0, None, timings)
+        with timer("sam2"), self._autocast():
+            prompt = self.text_hidden_fcs(seg_hidden[-1:])
+            pred = self.grounding_encoder.decode(features.sam, prompt)
+            logits = F.interpolate(pred.low_res_logits, size=(features.height, features.width), mode="bilinear",
+                                   align_corners=False)
+            mask = (logits[0, 0].sigmoid() > 0.5).cpu().numpy()
+            score = float((pred.iou * pred.object_score_logit.sigmoid()).clamp(0, 1)[0])
+        return SegmentOutput(mask, score, True, text, num_seg, new_state, timings)
+
+    def frame_tiles(self, width: int, height: int) -> int:
+        cfg = self.config
+        return num_tiles(width, height, cfg.min_dynamic_patch, cfg.max_dynamic_patch, cfg.use_thumbnail,
+                         cfg.tile_size)
+
+
+class _Timer:
+    """Adds wall seconds per stage into a dict, synchronising CUDA so GPU work is counted where it happens."""
+
+    def __init__(self, device: torch.device, sink: dict[str, float] | None) -> None:
+        self.device, self.sink = device, sink
+
+    def __call__(self, stage: str):
+        return _Stage(self, stage)
+
+
+class _Stage:
+    def __init__(self, timer: _Timer, stage: str) -> None:
+        self.timer, self.stage = timer, stage
+
+    def __enter__(self) -> None:
+        import time
+
+        self._sync()
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        self._sync()
+        if self.timer.sink is not None:
+            self.timer.sink[self.stage] = self.timer.sink.get(self.stage, 0.0) + time.perf_counter() - self.start
+
+    def _sync(self) -> None:
+        if self.timer.device.type == "cuda":
+            torch.cuda.synchronize(self.timer.device)

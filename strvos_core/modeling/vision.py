@@ -1,0 +1,66 @@
+"""InternViT + pixel shuffle + mlp1: 448x448 tiles -> 256 LLM tokens each (the reference's `extract_feature`)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import InternVLVisionConfig, InternVLVisionModel
+
+from strvos_core.config import StreamingRVOSConfig, VisionConfig
+
+
+def internvl_vision_config(config: VisionConfig) -> InternVLVisionConfig:
+    """Our InternViT fields -> transformers' InternVLVisionConfig (same maths as the reference InternVisionModel)."""
+    return InternVLVisionConfig(
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        attention_bias=config.qkv_bias,
+        use_qk_norm=config.qk_normalization,
+        norm_type=config.norm_type,
+        layer_norm_eps=config.layer_norm_eps,
+        hidden_act=config.hidden_act,
+        layer_scale_init_value=config.initializer_factor,
+        use_mean_pooling=True,  # no final LayerNorm: InternViT has none
+        use_absolute_position_embeddings=True,
+    )
+
+
+def pixel_shuffle(features: torch.Tensor, scale: float = 0.5, version: str = "v2") -> torch.Tensor:
+    """[n, w, h, c] -> [n, h*s, w*s, c/s^2]; 'v2' swaps the two spatial axes back (InternVL2.5 uses v2)."""
+    n, w, h, c = features.shape
+    x = features.reshape(n, w, int(h * scale), int(c / scale))
+    x = x.permute(0, 2, 1, 3).contiguous()
+    x = x.reshape(n, int(h * scale), int(w * scale), int(c / (scale * scale)))
+    if version != "v1":
+        x = x.permute(0, 2, 1, 3).contiguous()
+    return x
+
+
+class VisionProjector(nn.Sequential):
+    """mlp1: LayerNorm(4Cv), Linear(4Cv, Cl), GELU, Linear(Cl, Cl) (keys mlp1.0/1/3 as in the checkpoint)."""
+
+    def __init__(self, vision_hidden: int, llm_hidden: int, downsample_ratio: float) -> None:
+        width = vision_hidden * int(1 / downsample_ratio) ** 2
+        super().__init__(nn.LayerNorm(width), nn.Linear(width, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden))
+
+
+def build_vision_model(config: VisionConfig) -> InternVLVisionModel:
+    return InternVLVisionModel(internvl_vision_config(config))
+
+
+def image_tokens(vision_model: InternVLVisionModel, mlp1: nn.Module, pixel_values: torch.Tensor,
+                 config: StreamingRVOSConfig) -> torch.Tensor:
+    """[n, 3, 448, 448] tiles -> [n, 256, Cl] LLM tokens: ViT, drop CLS, pixel shuffle, mlp1."""
+    if config.select_layer == -1:
+        hidden = vision_model(pixel_values=pixel_values).last_hidden_state
+    else:
+        hidden = vision_model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[config.select_layer]
+    hidden = hidden[:, 1:, :]
+    side = int(hidden.shape[1] ** 0.5)
+    hidden = hidden.reshape(hidden.shape[0], side, side, -1)
+    hidden = pixel_shuffle(hidden, config.downsample_ratio, config.ps_version)
+    hidden = hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])
+    return mlp1(hidden)

@@ -31,10 +31,9 @@ def video_name(video_seed_value: int) -> str:
 
 def iter_split(split: str, num_videos: int, seed: int = 0,
                config: SyntheticConfig | None = None) -> Iterator[tuple[str, SyntheticVideo]]:
-    """(video name, video) of a split in memory: the same videos write_dataset puts on disk."""
+    """(video name, video) of a split in memory, generated lazily: the videos write_dataset puts on disk."""
     if not isinstance(num_videos, int) or not 0 <= num_videos <= MAX_VIDEOS_PER_SPLIT:
         raise ValueError(f"num_videos must be an integer in [0, {MAX_VIDEOS_PER_SPLIT}], got {num_videos!r}")
+    seeds = [video_seed(split, seed, index) for index in range(num_videos)]  # checks arguments now
     config = config or SyntheticConfig()
-    for index in range(num_videos):
-        s = video_seed(split, seed, index)
-        yield video_name(s), generate_video(s, config)
+    return ((video_name(s), generate_video(s, config)) for s in seeds)

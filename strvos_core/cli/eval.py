@@ -1,0 +1,92 @@
+"""`strvos eval`: stream a benchmark through the model frame by frame and score it like the paper.
+
+Sharding: run under torchrun (or set RANK / WORLD_SIZE yourself); each rank takes every WORLD_SIZE-th
+video, rank 0 waits for all records (a file barrier, --wait-timeout) and merges. `--merge` only merges.
+Rerunning the same command resumes: finished (video, expression) items are never recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "evaluate on a referring segmentation benchmark (J&F, ReVOS, cIoU/gIoU, submission archives)"
+
+VIDEO_DATASETS = ("DAVIS", "MEVIS_U", "MEVIS", "REVOS", "REFYTVOS", "synthetic")
+IMAGE_DATASETS = ("refcoco", "refcoco_plus", "refcocog")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=VIDEO_DATASETS + IMAGE_DATASETS)
+    parser.add_argument("--data-root", required=True, type=Path, help="the dataset's root folder")
+    parser.add_argument("--model", help="HF export folder, hub id, or random:<preset> (not needed with --merge)")
+    parser.add_argument("--split", help="default: DAVIS/MEVIS/REVOS/REFYTVOS/synthetic valid, MEVIS_U valid_u, "
+                                        "RefCOCO* val; REVOS also referring / reasoning")
+    parser.add_argument("--out", type=Path, help="output folder (default: eval_out/<dataset>_<split>)")
+    parser.add_argument("--backend", default="streamingrvos")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda (cuda:LOCAL_RANK per rank) or cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--limit", type=int, help="evaluate only the first N videos (images for RefCOCO)")
+    parser.add_argument("--expressions-per-session", type=int, default=1,
+                        help="expressions of a video streamed together in one session (shares frame decoding)")
+    parser.add_argument("--image-root", type=Path, help="RefCOCO: folder of the COCO train2014 images")
+    parser.add_argument("--merge", action="store_true", help="only merge the ranks' results (no model)")
+    parser.add_argument("--wait-timeout", type=float, default=6 * 3600,
+                        help="seconds rank 0 waits for the other ranks before merging (default 6 h)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _read(args):
+    from strvos_core.datasets import read_refcoco, read_video_benchmark
+
+    if args.dataset in IMAGE_DATASETS:
+        return read_refcoco(args.dataset, args.data_root, args.split, args.image_root).limited(args.limit)
+    return read_video_benchmark(args.dataset, args.data_root, args.split).limited(args.limit)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from strvos_core.errors import StrvosError
+    from strvos_core.evaluation import (
+        ImageEvaluator,
+        Shard,
+        VideoEvaluator,
+        merge_image_results,
+        merge_video_results,
+    )
+
+    try:
+        shard = Shard.from_env()
+        benchmark = _read(args)
+        out = args.out or Path("eval_out") / f"{args.dataset}_{benchmark.split}"
+        is_image = args.dataset in IMAGE_DATASETS
+        if not args.merge:
+            if not args.model:
+                raise StrvosError("--model is required (or pass --merge to only merge results)")
+            from strvos_core import backends
+
+            backend = backends.create(args.backend, model=args.model, device=shard.device(args.device),
+                                      dtype=args.dtype)
+            try:
+                if is_image:
+                    ImageEvaluator(benchmark, backend, out, shard, progress=not args.no_progress).run()
+                else:
+                    VideoEvaluator(benchmark, backend, out, shard, args.expressions_per_session,
+                                   progress=not args.no_progress).run()
+            finally:
+                backend.release()
+            if shard.rank != 0:
+                print(f"rank {shard.rank}: shard done; rank 0 merges into {out}")
+                return 0
+        run_info = {"model": args.model, "backend": args.backend, "device": args.device, "dtype": args.dtype,
+                    "world_size": shard.world_size, "limit": args.limit}
+        wait = 0.0 if args.merge or shard.world_size == 1 else args.wait_timeout
+        merge = merge_image_results if is_image else merge_video_results
+        summary = merge(benchmark, out, run_info, wait_s=wait)
+    except (StrvosError, ValueError, OSError) as e:
+        print(f"strvos eval: error: {e}", file=sys.stderr)
+        return 1
+    metrics = summary.get("revos") or summary.get("metrics") or {"submission": summary.get("submission")}
+    print(f"{args.dataset} {benchmark.split}: {metrics}")
+    print(f"results in {out} (summary.json, per_expression.csv)")
+    return 0

@@ -7,6 +7,7 @@ import sys
 
 # name -> module providing `add_arguments(parser)` and `run(args) -> int`, plus a `HELP` line.
 COMMANDS: dict[str, str] = {
+    "eval": "strvos_core.cli.eval",
     "segment": "strvos_core.cli.segment",
     "synthetic": "strvos_core.cli.synthetic",
 }

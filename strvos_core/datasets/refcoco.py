@@ -76,7 +76,7 @@ def annotation_mask(segmentation: Any, height: int, width: int, where: str) -> n
             rles = coco_mask.frPyObjects(segmentation, height, width)
         except (TypeError, ValueError, IndexError) as e:
             raise DatasetError(f"{where}: invalid polygon: {e}") from e
-        mask = np.sum(coco_mask.decode(rles), axis=2).astype(np.uint8)
+        mask = np.sum(decode_rle(rles, where, keep_parts=True), axis=2).astype(np.uint8)
     elif isinstance(segmentation, list):
         mask = decode_rle(segmentation, where)
     else:

@@ -10,8 +10,16 @@ from pycocotools import mask as coco_mask
 from strvos_core.datasets.errors import DatasetError
 
 
-def decode_rle(rle: Any, where: str) -> np.ndarray:
-    """H x W uint8 mask of one RLE dict ({"size": [h, w], "counts": str|bytes}); a list of RLEs is summed."""
+def decode_rle(rle: Any, where: str, keep_parts: bool = False) -> np.ndarray:
+    """H x W uint8 mask of one RLE dict ({"size": [h, w], "counts": str|bytes}); a list of RLEs is summed
+    (or, with keep_parts, decoded as pycocotools does: H x W x N)."""
+    if keep_parts:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+                return coco_mask.decode(rle)
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{where}: invalid RLE: {e}") from e
     if isinstance(rle, list):
         if not rle:
             raise DatasetError(f"{where}: empty RLE list")

@@ -26,10 +26,8 @@ COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 MAX_SIDE = 16384  # larger images are refused rather than allocated
 
 
-def image_from_buffer(
-    data, height: int, width: int, step: int, encoding: str, is_bigendian: bool = False
-) -> np.ndarray:
-    """HxW or HxWxC array (a copy, native byte order) of a raw image buffer; ValueError when malformed."""
+def check_layout(height: int, width: int, step: int, encoding: str, nbytes: int) -> str:
+    """Cheap checks of an image's metadata against its data size (no copy); returns the encoding."""
     if encoding not in IMAGE_ENCODINGS:
         raise ValueError(f"image encoding {encoding!r} is not supported; expected one of {sorted(IMAGE_ENCODINGS)}")
     channels, dtype = IMAGE_ENCODINGS[encoding]
@@ -40,9 +38,23 @@ def image_from_buffer(
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f"image step {step} is shorter than one {encoding} row of {width} pixels ({row_bytes} bytes)")
-    buffer = memoryview(data).cast("B") if not isinstance(data, bytes | bytearray) else data
-    if len(buffer) < step * height:
-        raise ValueError(f"image data has {len(buffer)} bytes, expected step x height = {step * height}")
+    if nbytes < step * height:
+        raise ValueError(f"image data has {nbytes} bytes, expected step x height = {step * height}")
+    return encoding
+
+
+def _bytes(data):
+    """A byte-addressable view of bytes, bytearray, array.array or memoryview data."""
+    return data if isinstance(data, bytes | bytearray) else memoryview(data).cast("B")
+
+
+def image_from_buffer(
+    data, height: int, width: int, step: int, encoding: str, is_bigendian: bool = False
+) -> np.ndarray:
+    """HxW or HxWxC array (a copy, native byte order) of a raw image buffer; ValueError when malformed."""
+    channels, dtype = IMAGE_ENCODINGS[check_layout(height, width, step, encoding, len(_bytes(data)))]
+    buffer = _bytes(data)
+    row_bytes = width * channels * dtype.itemsize
     rows = np.frombuffer(buffer, dtype=np.uint8, count=step * height).reshape(height, step)[:, :row_bytes]
     array = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
     if dtype.itemsize > 1 and bool(is_bigendian) != (sys.byteorder == "big"):
@@ -67,7 +79,7 @@ def to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
 
 def decode_compressed(data) -> np.ndarray:
     """HxWx3 uint8 RGB of a JPEG/PNG byte buffer (sensor_msgs/CompressedImage)."""
-    raw = np.frombuffer(memoryview(data).cast("B") if not isinstance(data, bytes | bytearray) else data, np.uint8)
+    raw = np.frombuffer(_bytes(data), np.uint8)
     if raw.size == 0:
         raise ValueError("compressed image is empty")
     bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)

@@ -1,0 +1,593 @@
+"""strvos_node: a lifecycle node that segments referred targets in a camera stream with strvos_core.
+
+Thin layer: message conversion, QoS, parameters and threads. Subscription callbacks only check and queue
+messages; a worker thread runs the model on the newest matched frame (older ones are dropped and counted), so
+the node is never more than one frame plus one inference behind the camera.
+
+Lifecycle: configure loads the model and creates publishers, activate subscribes and starts the worker,
+deactivate stops them (and frees the model unless release_on_deactivate is false), cleanup destroys
+everything. With autostart (default) the node brings itself to active.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header, String
+from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand, TargetSegmentation
+from visualization_msgs.msg import MarkerArray
+
+from strvos_core import backends
+from strvos_core.pose import create_pose_estimator, depth_to_metres, mask_on_depth_grid
+from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout
+from strvos_core.realtime.latest_slot import LatestSlot
+from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
+from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
+from strvos_core.realtime.stats import LatencyStats, RateMeter
+from strvos_core.realtime.sync import ApproximateTimeMatcher
+from strvos_core.realtime.tracking import TargetTracker
+from strvos_ros import conversions, parameters, visuals
+
+DEFAULT_TARGET = "default"
+MAX_PENDING_COMMANDS = 64
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+
+@dataclass
+class Job:
+    """One matched camera frame waiting for inference."""
+
+    header: Header
+    image: Image | CompressedImage
+    received: float                      # time.monotonic() at receipt
+    depth: Image | None = None
+    color_info: CameraInfo | None = None
+    depth_info: CameraInfo | None = None
+
+
+@dataclass
+class Target:
+    prompt: str
+    index: int
+    tracker: TargetTracker = field(default_factory=TargetTracker)
+    mask_pub: Any = None
+    pose_pub: Any = None
+    last_score: float = 0.0
+
+
+class StrvosNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("strvos_node", **kwargs)
+        self.settings = parameters.declare(self)
+        self.add_on_set_parameters_callback(lambda params: parameters.validate_and_apply(self.settings, params))
+        self._backend = None
+        self._session = None
+        self._desired: dict[str, str] = {}          # targets in force, kept across deactivate/activate
+        self._targets: dict[str, Target] = {}       # owned by the worker thread
+        self._next_index = 0
+        self._commands: collections.deque = collections.deque()
+        self._commands_lock = threading.Lock()
+        self._slot = LatestSlot()
+        self._sync_lock = threading.Lock()
+        self._matcher: ApproximateTimeMatcher | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._subscriptions: list = []
+        self._timers: list = []
+        self._pubs: dict[str, Any] = {}
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._counts: collections.Counter = collections.Counter()
+        self._counts_lock = threading.Lock()
+        self._last_warn: dict[str, float] = {}
+        self._input_rate = RateMeter()
+        self._processed_rate = RateMeter()
+        self._latency = LatencyStats()
+        self._inference = LatencyStats()
+        self._last_frame_stamp: float | None = None
+        self._frames = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._load_model()
+        except Exception as exc:  # a bad model path, device or dtype: say so, stay unconfigured
+            self.get_logger().error(f"configure failed: could not load model {self.settings.model!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        if self.settings.prompt.strip() and not self._desired:
+            try:
+                self._desired[DEFAULT_TARGET] = clean_prompt(self.settings.prompt, self.settings.max_prompt_chars)
+            except PromptError as exc:
+                self.get_logger().error(f"parameter prompt refused: {exc}")
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        events = PublisherEventCallbacks(incompatible_qos=self._publisher_qos_warning)
+        for name, msg_type, depth in [
+            ("~/mask", Image, 5), ("~/segmentation", SegmentationArray, 5), ("~/overlay", Image, 2),
+            ("~/markers", MarkerArray, 5), ("~/status", PromptStatus, 100), ("/diagnostics", DiagnosticArray, 10),
+        ]:
+            profile = QoSProfile(depth=depth, reliability=reliable.reliability, history=reliable.history)
+            self._pubs[name] = self.create_publisher(
+                msg_type, name, profile, event_callbacks=events,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        self.get_logger().info(f"configured: model {self.settings.model} on {self.settings.device}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._backend is None:
+            try:
+                self._load_model()
+            except Exception as exc:
+                self.get_logger().error(f"activate failed: could not reload the model: {exc}")
+                return TransitionCallbackReturn.FAILURE
+        secondaries = ["depth", "depth_info", "color_info"] if self.settings.use_depth else []
+        self._matcher = ApproximateTimeMatcher(secondaries, self.settings.sync_tolerance,
+                                               self.settings.sync_max_wait)
+        self._subscribe()
+        self._timers.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
+                                              callback_group=self._timer_group))
+        if secondaries:
+            self._timers.append(self.create_timer(0.02, self._poll_matcher, callback_group=self._io_group))
+        self._stop.clear()
+        self._slot.reopen()
+        self._worker = threading.Thread(target=self._run_worker, name="strvos-inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"active: targets {sorted(self._desired) or 'none yet'}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        if self.settings.release_on_deactivate:
+            self._release_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        self._release_model()
+        self._destroy_publishers()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Stop threads and free the model (idempotent; also called on process exit)."""
+        self._stop_io()
+        self._release_model()
+        self._destroy_publishers()
+
+    def autostart(self) -> bool:
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ model
+    def _load_model(self) -> None:
+        s = self.settings
+        started = time.monotonic()
+        self._backend = backends.create(s.backend, model=s.model, device=s.device, dtype=s.dtype)
+        self._session = self._backend.start_session(dict(self._desired))
+        self._targets.clear()
+        for target_id, prompt in self._desired.items():
+            self._add_target_state(target_id, prompt)
+        self.get_logger().info(f"model {s.model} loaded in {time.monotonic() - started:.1f} s")
+
+    def _release_model(self) -> None:
+        if self._backend is not None:
+            self._backend.release()
+        self._backend, self._session = None, None
+
+    # ------------------------------------------------------------------ subscriptions
+    def _subscribe(self) -> None:
+        s = self.settings
+        reliability = ReliabilityPolicy.RELIABLE if s.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        camera = QoSProfile(depth=s.input_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
+        overrides = QoSOverridingOptions.with_default_policies()
+
+        def sub(msg_type, topic, callback, qos):
+            events = SubscriptionEventCallbacks(incompatible_qos=lambda info, t=topic: self._qos_warning(t, info))
+            self._subscriptions.append(self.create_subscription(
+                msg_type, topic, callback, qos, callback_group=self._io_group, event_callbacks=events,
+                qos_overriding_options=overrides))
+
+        if s.compressed_input:
+            sub(CompressedImage, "image/compressed", self._on_image, camera)
+        else:
+            sub(Image, "image", self._on_image, camera)
+        if s.use_depth:
+            sub(Image, "depth", self._on_depth, camera)
+            sub(CameraInfo, "camera_info", lambda m: self._on_secondary("color_info", m), camera)
+            sub(CameraInfo, "depth_camera_info", lambda m: self._on_secondary("depth_info", m), camera)
+        prompts = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        sub(String, "/strvos/prompt", self._on_prompt, prompts)
+        sub(TargetCommand, "~/targets", self._on_target_command, prompts)
+
+    def _stop_io(self) -> None:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._subscriptions, self._timers = [], []
+        self._stop.set()
+        self._slot.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30)
+        self._worker = None
+        self._slot.clear()
+
+    def _destroy_publishers(self) -> None:
+        for target in self._targets.values():
+            self._destroy_target_publishers(target)
+        for publisher in self._pubs.values():
+            self.destroy_publisher(publisher)
+        self._pubs.clear()
+
+    # ------------------------------------------------------------------ input callbacks (executor threads)
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        now = time.monotonic()
+        self._input_rate.tick(now)
+        try:
+            if isinstance(msg, CompressedImage):
+                if len(msg.data) == 0:
+                    raise ValueError("compressed image is empty")
+            else:
+                if msg.encoding not in COLOR_ENCODINGS:
+                    raise ValueError(f"colour encoding {msg.encoding!r} is not supported; use one of {COLOR_ENCODINGS}")
+                check_layout(msg.height, msg.width, msg.step, msg.encoding, len(msg.data))
+        except ValueError as exc:
+            self._bad_input("colour image", str(exc))
+            return
+        stamp = conversions.stamp_seconds(msg.header)
+        with self._sync_lock:
+            backwards = self._matcher.backwards
+            resets = self._matcher.resets
+            matches = self._matcher.push_primary(stamp, (msg, now), now)
+            if self._matcher.backwards > backwards:
+                self._bad_input("stamp", f"colour stamp {stamp:.3f} went backwards: frame dropped")
+            if self._matcher.resets > resets:
+                self._warn("time_jump", "stamps jumped back in time (bag loop?): restarting the video state")
+                self._queue_command(("reset", "", ""))
+        self._submit(matches)
+
+    def _on_depth(self, msg: Image) -> None:
+        try:
+            if msg.encoding not in DEPTH_ENCODINGS:
+                raise ValueError(f"depth encoding {msg.encoding!r} is not supported; use 16UC1 (mm) or 32FC1 (m)")
+            check_layout(msg.height, msg.width, msg.step, msg.encoding, len(msg.data))
+        except ValueError as exc:
+            self._bad_input("depth image", str(exc))
+            return
+        self._on_secondary("depth", msg)
+
+    def _on_secondary(self, name: str, msg) -> None:
+        now = time.monotonic()
+        with self._sync_lock:
+            backwards = self._matcher.backwards
+            matches = self._matcher.push(name, conversions.stamp_seconds(msg.header), msg, now)
+            if self._matcher.backwards > backwards:
+                self._bad_input("stamp", f"{name} stamp went backwards: message dropped")
+        self._submit(matches)
+
+    def _poll_matcher(self) -> None:
+        with self._sync_lock:
+            matches = self._matcher.poll(time.monotonic())
+        self._submit(matches)
+
+    def _submit(self, matches) -> None:
+        for match in matches:
+            msg, received = match.primary
+            job = Job(msg.header, msg, received, match.secondaries.get("depth"),
+                      match.secondaries.get("color_info"), match.secondaries.get("depth_info"))
+            if self._slot.put(job):
+                self._count("dropped_frames")
+
+    def _on_prompt(self, msg: String) -> None:
+        self._request(TargetCommand.ADD, DEFAULT_TARGET, msg.data)
+
+    def _on_target_command(self, msg: TargetCommand) -> None:
+        self._request(msg.action, msg.target_id, msg.prompt)
+
+    def _request(self, action: int, target_id: str, prompt: str) -> None:
+        try:
+            if action == TargetCommand.CLEAR:
+                target_id, prompt = "", ""
+            elif action in (TargetCommand.ADD, TargetCommand.REMOVE):
+                check_target_id(target_id)
+                prompt = clean_prompt(prompt, self.settings.max_prompt_chars) if action == TargetCommand.ADD else ""
+            else:
+                raise PromptError(f"unknown action {action}; use ADD=0, REMOVE=1 or CLEAR=2")
+            if not self._queue_command((action, target_id, prompt)):
+                raise PromptError(f"more than {MAX_PENDING_COMMANDS} target changes pending; slow down")
+        except PromptError as exc:
+            self._count("refused_prompts")
+            self._warn("prompt", f"prompt refused ({target_id!r}): {exc}")
+            self._publish_status(Header(stamp=self.get_clock().now().to_msg()), action, target_id,
+                                 prompt[:200] if isinstance(prompt, str) else "", False, str(exc),
+                                 sorted(self._desired))
+
+    def _queue_command(self, command: tuple) -> bool:
+        with self._commands_lock:
+            if len(self._commands) >= MAX_PENDING_COMMANDS and command[0] != "reset":
+                return False
+            self._commands.append(command)
+            return True
+
+    # ------------------------------------------------------------------ worker thread
+    def _run_worker(self) -> None:
+        while not self._stop.is_set():
+            job = self._slot.take(timeout=0.1)
+            if job is None:
+                continue
+            started = time.monotonic()
+            try:
+                self._process(job)
+            except Exception as exc:  # never let one frame kill the node
+                self._count("processing_errors")
+                self._warn("processing", f"frame processing failed: {exc}\n{traceback.format_exc(limit=3)}")
+            if self.settings.max_rate > 0:
+                remaining = 1.0 / self.settings.max_rate - (time.monotonic() - started)
+                if remaining > 0:
+                    self._stop.wait(remaining)
+
+    def _apply_commands(self, header: Header) -> None:
+        with self._commands_lock:
+            commands, self._commands = list(self._commands), collections.deque()
+        for action, target_id, prompt in commands:
+            if action == "reset":
+                self._session.reset()
+                for target in self._targets.values():
+                    target.tracker.reset()
+                continue
+            if action == TargetCommand.ADD:
+                self._session.add_target(target_id, prompt)
+                self._desired[target_id] = prompt
+                if target_id in self._targets:
+                    self._targets[target_id].prompt = prompt
+                    self._targets[target_id].tracker.reset()
+                else:
+                    self._add_target_state(target_id, prompt)
+                message = f"target {target_id!r} set"
+            elif action == TargetCommand.REMOVE:
+                if target_id not in self._desired:
+                    self._publish_status(header, action, target_id, "", False,
+                                         f"no target {target_id!r}", sorted(self._desired))
+                    continue
+                self._session.remove_target(target_id)
+                self._desired.pop(target_id)
+                self._destroy_target_publishers(self._targets.pop(target_id))
+                message = f"target {target_id!r} removed"
+            else:
+                self._session.clear()
+                self._desired.clear()
+                for target in self._targets.values():
+                    self._destroy_target_publishers(target)
+                self._targets.clear()
+                message = "all targets cleared"
+            self.get_logger().info(f"{message} from frame {conversions.stamp_seconds(header):.3f}")
+            self._publish_status(header, action, target_id, prompt, True, message, sorted(self._desired))
+
+    def _add_target_state(self, target_id: str, prompt: str) -> None:
+        target = Target(prompt=prompt, index=self._next_index)
+        self._next_index += 1
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        target.mask_pub = self.create_publisher(Image, f"~/mask/{target_id}", qos)
+        if self.settings.use_depth:
+            target.pose_pub = self.create_publisher(PoseStamped, f"~/pose/{target_id}", qos)
+        self._targets[target_id] = target
+
+    def _destroy_target_publishers(self, target: Target) -> None:
+        for publisher in (target.mask_pub, target.pose_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        target.mask_pub = target.pose_pub = None
+
+    def _process(self, job: Job) -> None:
+        if self._session is None:
+            return
+        header = job.header
+        self._apply_commands(header)
+        try:
+            rgb = conversions.rgb_from_msg(job.image)
+        except ValueError as exc:
+            self._bad_input("colour image", str(exc))
+            return
+        stamp = conversions.stamp_seconds(header)
+        if self._targets:
+            result = self._session.step(rgb)
+            step_time = float(result.timings.get("total", 0.0))
+            results = result.targets
+        else:
+            step_time, results = 0.0, {}
+        self._inference.add(step_time)
+        depth = self._depth_for(job, rgb.shape[:2]) if self.settings.use_depth else None
+        estimator = create_pose_estimator(
+            "pca", min_points=self.settings.pose_min_points, outlier_mads=self.settings.pose_outlier_mads,
+            min_band_m=self.settings.pose_min_band, max_eigen_ratio=self.settings.pose_max_eigen_ratio)
+        out = SegmentationArray(header=header, inference_time=step_time)
+        overlay_items, markers = [], MarkerArray(markers=[visuals.delete_all(header)])
+        for target_id, target in self._targets.items():
+            res = results.get(target_id)
+            if res is None:
+                continue
+            mask = np.asarray(res.mask, dtype=bool)
+            area = int(mask.sum())
+            state = target.tracker.update(area, float(res.score), self.settings.score_threshold)
+            target.last_score = float(res.score)
+            seg = TargetSegmentation(header=header, target_id=target_id, prompt=target.prompt,
+                                     score=float(res.score), state=int(state), has_seg=bool(res.has_seg),
+                                     mask=conversions.mask_msg(mask, header), mask_area=area,
+                                     bbox=conversions.roi_msg(mask_bbox(mask)))
+            seg.pose.header = header
+            seg.pose.pose.orientation.w = 1.0
+            if depth is not None and area:
+                depth_m, K, on_depth_grid = depth
+                estimate = estimator.estimate(on_depth_grid(mask), depth_m, K)
+                seg.pose = conversions.pose_msg(estimate, header)
+                seg.pose_valid, seg.orientation_valid = estimate.position_valid, estimate.orientation_valid
+                seg.extent, seg.depth_points = conversions.extent_msg(estimate), estimate.num_points
+                if estimate.position_valid:
+                    if target.pose_pub is not None:
+                        target.pose_pub.publish(seg.pose)
+                    if self.settings.publish_markers:
+                        markers.markers += visuals.target_markers(
+                            header, target.index, target_id, seg.pose, seg.extent, colour_for(target.index),
+                            estimate.orientation_valid)
+            out.targets.append(seg)
+            target.mask_pub.publish(seg.mask)
+            if target_id == DEFAULT_TARGET:
+                self._pubs["~/mask"].publish(seg.mask)
+            overlay_items.append((target_id, mask, colour_for(target.index)))
+        self._pubs["~/segmentation"].publish(out)
+        if self.settings.publish_overlay:
+            overlay = draw_overlay(rgb, overlay_items, self.settings.overlay_alpha)
+            self._pubs["~/overlay"].publish(conversions.rgb_msg(overlay, header))
+        if self.settings.publish_markers:
+            self._pubs["~/markers"].publish(markers)
+        now = time.monotonic()
+        self._latency.add(now - job.received)
+        self._processed_rate.tick(now)
+        self._frames += 1
+        self._last_frame_stamp = stamp
+
+    def _depth_for(self, job: Job, color_shape: tuple[int, int]):
+        """(depth in metres, its K, colour-mask -> depth-grid function), or None (warned, counted)."""
+        if job.depth is None:
+            self._count("frames_without_depth")
+            return None
+        try:
+            raw = conversions.depth_from_msg(job.depth)
+            depth_m = depth_to_metres(raw, job.depth.encoding)
+            depth_shape = depth_m.shape
+            infos = {name: info for name, info in (("depth camera_info", job.depth_info),
+                                                   ("colour camera_info", job.color_info)) if info is not None}
+            for name, info in infos.items():
+                expected = depth_shape if name.startswith("depth") else color_shape
+                if (info.height, info.width) != tuple(expected):
+                    raise ValueError(f"{name} is {info.width}x{info.height} but its image is "
+                                     f"{expected[1]}x{expected[0]}")
+            if depth_shape == color_shape:
+                info_name = "depth camera_info" if job.depth_info is not None else "colour camera_info"
+                if info_name not in infos:
+                    self._bad_input("camera_info", "no CameraInfo matches this depth frame: no pose")
+                    return None
+                K = conversions.intrinsics_from_msg(infos[info_name], info_name)
+                return depth_m, K, lambda mask: mask
+            if job.depth_info is None or job.color_info is None:
+                self._bad_input("depth size", f"depth {depth_shape[1]}x{depth_shape[0]} differs from colour "
+                                f"{color_shape[1]}x{color_shape[0]} and both CameraInfos are needed to scale it")
+                return None
+            K_depth = conversions.intrinsics_from_msg(job.depth_info, "depth camera_info")
+            K_color = conversions.intrinsics_from_msg(job.color_info, "colour camera_info")
+            return depth_m, K_depth, lambda mask: mask_on_depth_grid(mask, K_color, K_depth, depth_shape)
+        except ValueError as exc:
+            self._bad_input("depth", str(exc))
+            return None
+
+    # ------------------------------------------------------------------ outputs, warnings, diagnostics
+    def _publish_status(self, header: Header, action, target_id: str, prompt: str, accepted: bool,
+                        message: str, active: list[str]) -> None:
+        publisher = self._pubs.get("~/status")
+        if publisher is None:
+            return
+        publisher.publish(PromptStatus(header=header, action=int(action) if isinstance(action, int) else 0,
+                                       target_id=target_id, prompt=prompt, accepted=accepted, message=message,
+                                       active_targets=active))
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[key] += n
+
+    def _bad_input(self, kind: str, message: str) -> None:
+        self._count("bad_input")
+        self._count(f"bad_input.{kind}")
+        self._warn("bad:" + kind, f"bad input ({kind}): {message}")
+
+    def _warn(self, key: str, message: str) -> None:
+        """Log a warning at most once per warn_throttle seconds per kind (with the count of skipped ones)."""
+        now = time.monotonic()
+        with self._counts_lock:
+            last = self._last_warn.get(key)
+            if last is not None and now - last < self.settings.warn_throttle:
+                return
+            self._last_warn[key] = now
+        self.get_logger().warning(message)
+
+    def _qos_warning(self, topic: str, info) -> None:
+        self._count("incompatible_qos")
+        self._warn("qos:" + topic, f"a publisher on {topic} has incompatible QoS (policy "
+                   f"{info.last_policy_kind}, {info.total_count} so far): check reliability/durability; "
+                   "the camera subscriptions are best-effort unless input.reliability says otherwise")
+
+    def _publisher_qos_warning(self, info) -> None:
+        self._count("incompatible_qos")
+        self._warn("qos:out", f"a subscriber of strvos_node requested incompatible QoS (policy "
+                   f"{info.last_policy_kind})")
+
+    def _publish_diagnostics(self) -> None:
+        publisher = self._pubs.get("/diagnostics")
+        if publisher is None:
+            return
+        now = time.monotonic()
+        latency, inference = self._latency.summary(), self._inference.summary()
+        with self._counts_lock:
+            counts = dict(self._counts)
+        with self._sync_lock:
+            sync_dropped = self._matcher.dropped_primary if self._matcher else 0
+        values = {
+            "input_rate_hz": self._input_rate.rate(now),
+            "processing_rate_hz": self._processed_rate.rate(now),
+            "latency_mean_s": latency["mean"], "latency_p95_s": latency["p95"], "latency_max_s": latency["max"],
+            "inference_mean_s": inference["mean"],
+            "frames_received": self._input_rate.total, "frames_processed": self._frames,
+            "dropped_frames": self._slot.dropped + sync_dropped,
+            **{key: value for key, value in sorted(counts.items()) if key != "dropped_frames"},
+        }
+        problems = []
+        if self._input_rate.rate(now) == 0.0:
+            problems.append("no camera frames")
+        if counts.get("bad_input"):
+            problems.append(f"{counts['bad_input']} bad inputs")
+        name = self.get_fully_qualified_name()
+        statuses = [visuals.pipeline_status(name, values, problems)]
+        for target_id, target in list(self._targets.items()):
+            statuses.append(visuals.target_status(name, target_id, target.prompt, target.tracker.state,
+                                                  target.last_score, target.tracker.frames_since_seen))
+        publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = StrvosNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    exit_code = 0
+    try:
+        if node.settings.autostart and not node.autostart():
+            node.get_logger().error("autostart failed (see above); exiting")
+            exit_code = 1
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if exit_code:
+        raise SystemExit(exit_code)

@@ -134,7 +134,7 @@ def _preset_tiny() -> StreamingRVOSConfig:
             vocab_size=413, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=8192,
         ),
-        grounding=GroundingConfig(sam2_variant="hiera-tiny", image_size=256),
+        grounding=GroundingConfig(sam2_variant="hiera-tiny", image_size=128),
         max_new_tokens=8,
     )
 

@@ -19,11 +19,16 @@ from strvos_core.config import SAM2_VARIANTS, GroundingConfig
 
 def build_sam2_model(config: GroundingConfig) -> nn.Module:
     """SAM2Base with random weights from the sam2 package's SAM 2.1 config for `config.sam2_variant`."""
-    from sam2.build_sam import build_sam2
+    import sam2  # noqa: F401  (registers its config directory with hydra)
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    overrides = [f"++model.image_size={config.image_size}"]
-    return build_sam2(SAM2_VARIANTS[config.sam2_variant], None, device="cpu", mode="eval",
-                      hydra_overrides_extra=overrides, apply_postprocessing=False)
+    # What sam2.build_sam.build_sam2 does, minus its checkpoint loading and `.to(device)`.
+    cfg = compose(config_name=SAM2_VARIANTS[config.sam2_variant],
+                  overrides=[f"++model.image_size={config.image_size}"])
+    OmegaConf.resolve(cfg)
+    return instantiate(cfg.model, _recursive_=True).eval()
 
 
 @dataclass

@@ -211,3 +211,23 @@ class _Stage:
     def _sync(self) -> None:
         if self.timer.device.type == "cuda":
             torch.cuda.synchronize(self.timer.device)
+
+
+def count_parameters(config: StreamingRVOSConfig) -> dict[str, int]:
+    """Parameter counts per part, without keeping any weight in memory (each parameter is moved to the meta
+    device as soon as it is registered, so a 4B build costs almost nothing)."""
+    original = nn.Module.register_parameter
+
+    def to_meta(module, name, param):
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = to_meta
+    try:
+        model = StreamingRVOSModel(config)
+    finally:
+        nn.Module.register_parameter = original
+    parts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    parts["total"] = sum(parts.values())
+    return parts

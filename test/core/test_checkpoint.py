@@ -1,0 +1,88 @@
+"""Checkpoint save/load in the reference export format: round trip and clear errors."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from strvos_core.checkpoint import load_model, reference_to_ours, save_checkpoint
+from strvos_core.errors import StrvosError
+
+
+@pytest.fixture(scope="module")
+def export_dir(tiny_backend, tmp_path_factory):
+    model = tiny_backend.model
+    return save_checkpoint(model, model.tokenizer, tmp_path_factory.mktemp("export") / "tiny")
+
+
+def copy_export(export_dir, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(export_dir, target)
+    return target
+
+
+def test_reference_layout(export_dir):
+    config = json.loads((export_dir / "config.json").read_text())
+    assert config["model_type"] == "sa2va_chat" and config["llm_config"]["architectures"] == ["Qwen2ForCausalLM"]
+    keys = load_file(str(export_dir / "model.safetensors")).keys()
+    assert "vision_model.encoder.layers.0.attn.qkv.weight" in keys
+    assert "vision_model.embeddings.class_embedding" in keys
+    assert "grounding_encoder.sam2_model.memory_encoder.fuser.layers.0.g_weight" in keys
+    assert {"mlp1.0.weight", "mlp1.3.bias", "text_hidden_fcs.2.weight", "language_model.lm_head.weight"} <= set(keys)
+
+
+def test_qkv_split_matches_fused_layout():
+    fused = torch.arange(12.0).reshape(6, 2)
+    out = reference_to_ours({"vision_model.encoder.layers.3.attn.qkv.weight": fused})
+    prefix = "vision_model.encoder.layer.3.attention."
+    assert torch.equal(out[prefix + "q_proj.weight"], fused[:2])
+    assert torch.equal(out[prefix + "v_proj.weight"], fused[4:])
+
+
+def test_round_trip_gives_identical_outputs(tiny_backend, export_dir, random_frame):
+    loaded = load_model(export_dir)
+    original = tiny_backend.model
+    for key, value in original.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    frame = random_frame(seed=7)
+    a = original.segment(original.encode_frame(frame), "the mug", None)
+    b = loaded.segment(loaded.encode_frame(frame), "the mug", None)
+    assert np.array_equal(a.mask, b.mask) and a.text == b.text and a.score == b.score
+
+
+def test_missing_and_misshaped_and_unexpected_weights(export_dir, tmp_path):
+    state = load_file(str(export_dir / "model.safetensors"))
+    cases = {
+        "missing": ({k: v for k, v in state.items() if k != "mlp1.1.weight"}, "missing"),
+        "shape": ({**state, "text_hidden_fcs.2.bias": torch.zeros(7)}, "text_hidden_fcs.2.bias"),
+        "extra": ({**state, "fast_pool.weight": torch.zeros(1)}, "unexpected"),
+    }
+    for name, (weights, message) in cases.items():
+        target = copy_export(export_dir, tmp_path / name)
+        save_file(weights, str(target / "model.safetensors"))
+        with pytest.raises(StrvosError, match=message):
+            load_model(target)
+
+
+def test_corrupt_and_absent_files(export_dir, tmp_path):
+    target = copy_export(export_dir, tmp_path / "corrupt")
+    (target / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(StrvosError, match="cannot read the weights"):
+        load_model(target)
+    (target / "model.safetensors").unlink()
+    with pytest.raises(StrvosError, match="no model.safetensors"):
+        load_model(target)
+    (target / "config.json").write_text("{ not json")
+    with pytest.raises(StrvosError, match="not valid JSON"):
+        load_model(target)
+    (target / "config.json").unlink()
+    with pytest.raises(StrvosError, match="no config.json"):
+        load_model(target)
+    with pytest.raises(StrvosError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+    with pytest.raises(StrvosError, match="random:<preset>"):
+        load_model("random:huge")

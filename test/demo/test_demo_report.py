@@ -1,0 +1,57 @@
+"""The demo's plan and scoring, on real synthetic clips (no ROS)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from strvos_core.demo.plan import make_plan
+from strvos_core.demo.report import DemoRecording, FrameRecord, score, write_outputs
+
+
+def _perfect(plan, drop_every: int = 0) -> DemoRecording:
+    rec = DemoRecording(plan, model="test", launcher="test")
+    for frame in range(plan.num_frames):
+        if drop_every and frame % drop_every == 0:
+            continue
+        change = plan.prompt_at(frame)
+        clip, t = plan.locate(frame)
+        mask = plan.videos[clip].labels[t] == change.obj_id
+        rec.records[frame] = FrameRecord(mask=mask, prompt=change.text, state=1, score=0.9,
+                                         position=(0.1, 0.0, 1.5), latency=0.05)
+    return rec
+
+
+def test_plan_changes_target_mid_clip_with_different_objects():
+    plan = make_plan(seed=3, clips=2, frames_per_clip=12, width=96, height=72)
+    assert plan.num_frames == 24 and len(plan.prompts) == 4
+    for first, second in zip(plan.prompts[::2], plan.prompts[1::2], strict=True):
+        assert first.video == second.video and first.obj_id != second.obj_id
+        assert second.frame - first.frame == 6
+    assert plan.locate(13) == (1, 1)
+
+
+def test_perfect_results_score_one_and_drops_are_counted():
+    plan = make_plan(seed=1, clips=1, frames_per_clip=10, width=96, height=72)
+    summary = score(_perfect(plan))
+    assert summary["J&F"]["J&F"] == 1.0 and summary["frames_dropped"] == 0
+    dropped = score(_perfect(plan, drop_every=2))
+    assert dropped["frames_dropped"] == 5 and dropped["J&F"]["J&F"] < 1.0
+
+
+def test_results_for_a_stale_prompt_do_not_count():
+    plan = make_plan(seed=1, clips=1, frames_per_clip=10, width=96, height=72)
+    rec = _perfect(plan)
+    for r in rec.records.values():
+        r.prompt = plan.prompts[0].text  # every result answered the first prompt only
+    per_segment = score(rec)["segments"]
+    assert per_segment[0]["answered"] == 5 and per_segment[1]["answered"] == 0
+
+
+def test_outputs_are_written(tmp_path):
+    plan = make_plan(seed=2, clips=1, frames_per_clip=8, width=96, height=72)
+    summary = write_outputs(_perfect(plan), tmp_path)
+    for name in ("overlay.mp4", "overlay.gif", "summary.json", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "summary.json").read_text())["J&F"] == summary["J&F"]
+    assert np.isclose(summary["latency_s"]["p50"], 0.05)

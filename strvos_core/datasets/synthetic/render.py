@@ -48,25 +48,39 @@ def render_video(objects: list[SceneObject], sprites: dict[int, Sprite], config:
     K = intrinsics(config)
     background_rgb, background_depth = render_background(rng, config, K)
     frames = np.broadcast_to(background_rgb, (frames_count, h, w, 3)).copy()
+    depth = np.broadcast_to(background_depth, (frames_count, h, w)).copy()
     labels = np.zeros((frames_count, h, w), np.uint8)
-    depth_of_label = np.zeros(256, np.uint16)
     for obj in sorted(objects, key=lambda o: -o.depth_mm):  # far to near: nearer ones overwrite
         sprite = sprites[obj.obj_id]
-        depth_of_label[obj.obj_id] = obj.depth_mm
         for t, (window, sub) in enumerate(_windows(sprite.radius, obj.centres, h, w)):
             if window is None:
                 continue
             mask = sprite.mask[sub]
             frames[t][window][mask] = sprite.rgb[sub][mask]
+            depth[t][window][mask] = obj.depth_mm
             labels[t][window][mask] = obj.obj_id
     if config.pixel_noise:
-        noise = rng.integers(-config.pixel_noise, config.pixel_noise + 1, size=frames.shape, dtype=np.int16)
-        frames = np.clip(frames.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-    depth = np.where(labels > 0, depth_of_label[labels], background_depth[None])
+        _add_sensor_noise(frames, config.pixel_noise, rng)
     if config.invalid_depth_fraction:
-        holes = rng.random(depth.shape, dtype=np.float32) < config.invalid_depth_fraction
-        depth[holes] = 0
-    return RenderedVideo(frames=frames, depth_mm=depth.astype(np.uint16), labels=labels)
+        # Sparse dropouts, as a depth sensor's: sampled positions (a few may repeat) set to 0.
+        holes = rng.integers(0, depth.size, size=int(round(config.invalid_depth_fraction * depth.size)))
+        depth.reshape(-1)[holes] = 0
+    return RenderedVideo(frames=frames, depth_mm=depth, labels=labels)
+
+
+def _add_sensor_noise(frames: np.ndarray, amplitude: int, rng: np.random.Generator) -> None:
+    """In place, +-amplitude per pixel and channel, different every frame.
+
+    Each frame takes a random window of one noise bank twice the frame's size (far cheaper than fresh
+    noise per pixel); cv2's saturating add/subtract keep it in uint8.
+    """
+    _, h, w, _ = frames.shape
+    bank = rng.integers(0, 2 * amplitude + 1, size=(2 * h, 2 * w, 3), dtype=np.uint8)
+    offsets = rng.integers(0, [h, w], size=(len(frames), 2))
+    for frame, (oy, ox) in zip(frames, offsets, strict=True):
+        noise = np.ascontiguousarray(bank[oy:oy + h, ox:ox + w]).reshape(h, w * 3)
+        flat = frame.reshape(h, w * 3)
+        cv2.subtract(cv2.add(flat, noise, dst=flat), amplitude, dst=flat)
 
 
 def render_background(rng: np.random.Generator, config: SyntheticConfig,

@@ -56,7 +56,7 @@ def write_video(split_dir: Path, name: str, video: SyntheticVideo, jpeg_quality:
         mask = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
         mask.putpalette(_PALETTE)
         mask.save(folders["Annotations"] / f"{frame_name}.png", optimize=False)
-        _write_image(folders["Depth"] / f"{frame_name}.png", video.depth_mm[t], [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        _write_image(folders["Depth"] / f"{frame_name}.png", video.depth_mm[t], [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return {
         "frames": names,
         "expressions": {e.exp_id: {"exp": e.text, "obj_id": str(e.obj_id), "kind": e.kind}

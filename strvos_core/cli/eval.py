@@ -90,3 +90,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.dataset} {benchmark.split}: {metrics}")
     print(f"results in {out} (summary.json, per_expression.csv)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m strvos_core.cli.eval ...`: the same as `strvos eval ...`."""
+    parser = argparse.ArgumentParser(prog="strvos eval", description=HELP)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ everything. With autostart (default) the node brings itself to active.
 from __future__ import annotations
 
 import collections
+import signal
 import threading
 import time
 import traceback
@@ -104,16 +105,16 @@ class StrvosNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._load_model()
-        except Exception as exc:  # a bad model path, device or dtype: say so, stay unconfigured
-            self.get_logger().error(f"configure failed: could not load model {self.settings.model!r}: {exc}")
-            return TransitionCallbackReturn.FAILURE
         if self.settings.prompt.strip() and not self._desired:
             try:
                 self._desired[DEFAULT_TARGET] = clean_prompt(self.settings.prompt, self.settings.max_prompt_chars)
             except PromptError as exc:
                 self.get_logger().error(f"parameter prompt refused: {exc}")
+        try:
+            self._load_model()
+        except Exception as exc:  # a bad model path, device or dtype: say so, stay unconfigured
+            self.get_logger().error(f"configure failed: could not load model {self.settings.model!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
         events = PublisherEventCallbacks(incompatible_qos=self._publisher_qos_warning)
         for name, msg_type, depth in [
@@ -165,9 +166,9 @@ class StrvosNode(LifecycleNode):
         self.stop()
         return TransitionCallbackReturn.SUCCESS
 
-    def stop(self) -> None:
+    def stop(self, join_timeout: float = 30.0) -> None:
         """Stop threads and free the model (idempotent; also called on process exit)."""
-        self._stop_io()
+        self._stop_io(join_timeout)
         self._release_model()
         self._destroy_publishers()
 
@@ -217,20 +218,24 @@ class StrvosNode(LifecycleNode):
         sub(String, "/strvos/prompt", self._on_prompt, prompts)
         sub(TargetCommand, "~/targets", self._on_target_command, prompts)
 
-    def _stop_io(self) -> None:
-        for subscription in self._subscriptions:
-            self.destroy_subscription(subscription)
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._subscriptions, self._timers = [], []
+    def _stop_io(self, join_timeout: float = 30.0) -> None:
         self._stop.set()
         self._slot.close()
+        if self.context.ok():
+            for subscription in self._subscriptions:
+                self.destroy_subscription(subscription)
+            for timer in self._timers:
+                self.destroy_timer(timer)
+        self._subscriptions, self._timers = [], []
         if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30)
+            self._worker.join(timeout=join_timeout)  # a frame in flight finishes (or is abandoned at exit)
         self._worker = None
         self._slot.clear()
 
     def _destroy_publishers(self) -> None:
+        if not self.context.ok():
+            self._pubs.clear()
+            return
         for target in self._targets.values():
             self._destroy_target_publishers(target)
         for publisher in self._pubs.values():
@@ -337,6 +342,8 @@ class StrvosNode(LifecycleNode):
             try:
                 self._process(job)
             except Exception as exc:  # never let one frame kill the node
+                if self._stop.is_set() or not self.context.ok():
+                    break  # shutting down (Ctrl-C) while a frame was in flight: nothing left to publish to
                 self._count("processing_errors")
                 self._warn("processing", f"frame processing failed: {exc}\n{traceback.format_exc(limit=3)}")
             if self.settings.max_rate > 0:
@@ -585,7 +592,10 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.stop()
+        # Ctrl-C reaches the whole process group, and launch forwards its own SIGINT too: ignore repeats so
+        # cleanup is not interrupted half-way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        node.stop(join_timeout=2.0)  # launch escalates to SIGTERM 5 s after SIGINT
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -1,0 +1,91 @@
+"""`ros2 launch strvos_ros segment.launch.py` for real, and lifecycle transitions driven over services."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("rclpy")
+pytestmark = pytest.mark.ros
+
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from ros_harness import (  # noqa: E402
+    Client,
+    plane_depth,
+    ros2_launch_available,
+    seconds_of,
+    start_node,
+    start_process,
+    stop_process,
+)
+
+
+@pytest.mark.skipif(not ros2_launch_available(), reason="no `ros2` command: the launch system is not installed")
+def test_ros2_launch_takes_a_prompt_publishes_a_mask_and_stops_on_sigint(tmp_path):
+    log = tmp_path / "launch.log"
+    proc = start_process(["ros2", "launch", "strvos_ros", "segment.launch.py", "camera:=/cam",
+                          "prompt:=the red square", "use_depth:=true"], log)
+    client = Client(image_topic="/cam/color/image_raw", depth_topic="/cam/aligned_depth_to_color/image_raw",
+                    info_topic="/cam/color/camera_info",
+                    depth_info_topic="/cam/aligned_depth_to_color/camera_info")
+    try:
+        client.wait_subscribed(timeout=180)
+        client.prompt("the red square on the grey table")
+        client.send_frame(10.0, depth=plane_depth(1.0))
+        mask = client.wait_for_stamp("mask", 10.0)
+        assert (mask.width, mask.height, mask.encoding) == (64, 48, "mono8")
+        status = client.wait_for("status", lambda m: m.accepted and "grey table" in m.prompt)
+        assert seconds_of(status.header) == 10.0
+    finally:
+        client.close()
+        code = stop_process(proc)
+    text = log.read_text(errors="replace")
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert "process has finished cleanly" in text or "exit code 0" in text or "[INFO] [strvos_node" in text
+
+
+def test_lifecycle_transitions(tmp_path):
+    log = tmp_path / "node.log"
+    proc = start_node(log, autostart=False, use_depth=False, score_threshold=0.0, prompt="the red square")
+    client = Client()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert client.lifecycle_state() == "unconfigured"
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        assert client.pub_image.get_subscription_count() == 0  # nothing subscribed before activate
+        assert client.transition(Transition.TRANSITION_CONFIGURE)
+        assert client.lifecycle_state() == "inactive"
+        assert client.transition(Transition.TRANSITION_ACTIVATE)
+        client.wait_subscribed(timeout=30)
+        client.send_frame(1.0)
+        assert [t.target_id for t in client.wait_for_stamp("segmentation", 1.0).targets] == ["default"]
+
+        assert client.transition(Transition.TRANSITION_DEACTIVATE)  # frees the model
+        assert client.lifecycle_state() == "inactive"
+        client.send_frame(2.0)
+        time.sleep(1.0)
+        assert not any(seconds_of(m.header) == 2.0 for m in client.messages("segmentation"))
+
+        assert client.transition(Transition.TRANSITION_ACTIVATE)  # reloads it; the targets are kept
+        client.wait_subscribed(timeout=30)
+        client.send_frame(3.0)
+        assert [t.target_id for t in client.wait_for_stamp("segmentation", 3.0).targets] == ["default"]
+
+        assert client.transition(Transition.TRANSITION_DEACTIVATE)
+        assert client.transition(Transition.TRANSITION_CLEANUP)
+        assert client.lifecycle_state() == "unconfigured"
+        assert client.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert client.lifecycle_state() == "finalized"
+        assert proc.poll() is None
+    finally:
+        client.close()
+        code = stop_process(proc)
+    text = log.read_text(errors="replace")
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]

@@ -173,3 +173,12 @@ def test_the_dataset_reader_reads_the_written_split(written):
         for t in range(len(video.frames)):
             mask = benchmark.ground_truth.frame_mask(video, expression, t, (96, 128))
             assert np.array_equal(mask.astype(bool), truth.masks[target.obj_id][t])
+
+
+def test_strvos_command_runs_the_synthetic_subcommand(tmp_path):
+    from strvos_core.cli.main import main
+
+    argv = ["synthetic", "--root", str(tmp_path), "--split", "test", "--videos", "1", "--frames", "8",
+            "--size", "96x64", "--no-progress"]
+    assert main(argv) == 0
+    assert len(list((tmp_path / "test" / "JPEGImages").rglob("*.jpg"))) == 8

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expressions of a video streamed together in one session (shares frame decoding)")
     parser.add_argument("--image-root", type=Path, help="RefCOCO: folder of the COCO train2014 images")
     parser.add_argument("--merge", action="store_true", help="only merge the ranks' results (no model)")
+    parser.add_argument("--plan", action="store_true",
+                        help="only read the dataset and print its size (videos, expressions, model steps)")
     parser.add_argument("--wait-timeout", type=float, default=6 * 3600,
                         help="seconds rank 0 waits for the other ranks before merging (default 6 h)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,7 +45,19 @@ def _read(args):
     return read_video_benchmark(args.dataset, args.data_root, args.split).limited(args.limit)
 
 
+def _plan(benchmark, is_image: bool) -> dict:
+    """Work size: one model step per (frame, expression) for videos, per sentence for images."""
+    if is_image:
+        return {"dataset": benchmark.name, "split": benchmark.split, "images": len(benchmark.images),
+                "sentences": sum(len(i.sentences) for i in benchmark.images),
+                "model_steps": sum(len(i.sentences) for i in benchmark.images)}
+    return {"dataset": benchmark.name, "split": benchmark.split, "videos": len(benchmark.videos),
+            "expressions": len(benchmark.expressions),
+            "model_steps": sum(len(v.frames) * len(v.expressions) for v in benchmark.videos)}
+
+
 def run(args: argparse.Namespace) -> int:
+    import json
     import sys
 
     from strvos_core.errors import StrvosError
@@ -60,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         benchmark = _read(args)
         out = args.out or Path("eval_out") / f"{args.dataset}_{benchmark.split}"
         is_image = args.dataset in IMAGE_DATASETS
+        if args.plan:
+            print(json.dumps(_plan(benchmark, is_image)))
+            return 0
         if not args.merge:
             if not args.model:
                 raise StrvosError("--model is required (or pass --merge to only merge results)")

@@ -73,3 +73,12 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     assert bad.returncode == 1
     assert "strvos eval: error: data root of synthetic not found" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_plan_prints_the_work_size(tmp_path):
+    root = make_synthetic(tmp_path / "syn", {"a": (2, 24, 32), "b": (3, 24, 32)})
+    plan = subprocess.run([*_command(root, tmp_path / "out"), "--plan"], env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout) == {"dataset": "synthetic", "split": "valid", "videos": 2, "expressions": 4,
+                                       "model_steps": 2 * 2 + 3 * 2}

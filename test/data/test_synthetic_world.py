@@ -297,3 +297,13 @@ def test_other_sizes_keep_the_invariants(config):
             assert np.array_equal(obj.in_view(config.width, config.height), amodal[obj.obj_id].any((1, 2)))
         for expression in video.expressions:
             assert evaluate(parse_expression(expression.text), video.facts()) == {expression.obj_id}
+
+
+def test_expression_built_from_text_alone_gets_its_meaning():
+    from strvos_core.datasets.synthetic import Expression
+
+    expression = Expression("0", "the small red circle left of the blue square", 2, "relation")
+    assert expression.query == Query("relation", (("size", "small"), ("colour", "red"), ("shape", "circle")),
+                                     relation="left of", landmark=(("colour", "blue"), ("shape", "square")))
+    with pytest.raises(ValueError, match="not 'motion'"):
+        Expression("1", "the red circle", 1, "motion")

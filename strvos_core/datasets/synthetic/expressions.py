@@ -53,7 +53,13 @@ class Expression:
     text: str
     obj_id: int
     kind: str
-    query: Query
+    query: Query | None = None  # parsed from `text` when not given
+
+    def __post_init__(self) -> None:
+        if self.query is None:
+            object.__setattr__(self, "query", parse_expression(self.text))
+        if self.query.kind != self.kind:
+            raise ValueError(f"expression {self.text!r} is a {self.query.kind} expression, not {self.kind!r}")
 
 
 def noun_phrase(attributes: Attributes) -> str:

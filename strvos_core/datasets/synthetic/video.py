@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -30,8 +31,9 @@ class SyntheticVideo:
     objects: list[SceneObject]
     sprites: dict[int, Sprite] = field(repr=False)
 
-    @property
+    @cached_property
     def masks(self) -> dict[int, np.ndarray]:
+        """obj_id -> bool [T, H, W] visible mask (computed once from `labels`)."""
         return {o.obj_id: self.labels == o.obj_id for o in self.objects}
 
     @property

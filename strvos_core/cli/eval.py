@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="evaluate only the first N videos (images for RefCOCO)")
     parser.add_argument("--expressions-per-session", type=int, default=1,
                         help="expressions of a video streamed together in one session (shares frame decoding)")
+    parser.add_argument("--save-predictions", action="store_true",
+                        help="also keep every predicted mask (COCO RLE) and write the reference's results.json")
     parser.add_argument("--image-root", type=Path, help="RefCOCO: folder of the COCO train2014 images")
     parser.add_argument("--merge", action="store_true", help="only merge the ranks' results (no model)")
     parser.add_argument("--plan", action="store_true",
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                     ImageEvaluator(benchmark, backend, out, shard, progress=not args.no_progress).run()
                 else:
                     VideoEvaluator(benchmark, backend, out, shard, args.expressions_per_session,
-                                   progress=not args.no_progress).run()
+                                   progress=not args.no_progress, save_predictions=args.save_predictions).run()
             finally:
                 backend.release()
             if shard.rank != 0:

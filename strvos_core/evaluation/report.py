@@ -56,10 +56,21 @@ def _write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -
     tmp.replace(path)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Strict JSON (NaN, e.g. an empty ReVOS category, becomes null), written then renamed."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(json.dumps(_without_nan(data), indent=indent, default=_jsonable, allow_nan=False) + "\n")
     tmp.replace(path)
+
+
+def _without_nan(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,6 +102,20 @@ def write_submission_zip(benchmark: VideoBenchmark, out_dir: Path) -> Path:
     return archive
 
 
+def write_reference_results(benchmark: VideoBenchmark, rows: list[dict[str, Any]], out_dir: Path) -> Path:
+    """results.json as the reference's ref_vos_eval.py writes it ({vid: {exp_id: {..., prediction_masks}}}),
+    so tools/eval/eval_*.py of the reference can score our predictions independently."""
+    frames = {v.video_id: list(v.frames) for v in benchmark.videos}
+    results: dict[str, dict[str, Any]] = {}
+    for index, row in enumerate(rows):
+        results.setdefault(row["video_id"], {})[row["exp_id"]] = {
+            "index": index, "video_id": row["video_id"], "exp_id": row["exp_id"], "exp": row["expression"],
+            "frames": frames[row["video_id"]], "prediction_masks": row["prediction_masks"]}
+    path = out_dir / "results.json"
+    _write_json(path, results, indent=None)
+    return path
+
+
 def merge_video_results(benchmark: VideoBenchmark, out_dir: Path, run_info: dict[str, Any],
                         wait_s: float = 0.0) -> dict[str, Any]:
     out_dir = Path(out_dir)
@@ -109,6 +134,8 @@ def merge_video_results(benchmark: VideoBenchmark, out_dir: Path, run_info: dict
         summary["submission"] = str(write_submission_zip(benchmark, out_dir))
     else:
         summary["metrics"] = jf_summary((r["J"], r["F"]) for r in rows)
+    if all("prediction_masks" in r for r in rows):
+        summary["predictions"] = str(write_reference_results(benchmark, rows, out_dir))
     if benchmark.scoring == "revos":
         breakdown = revos_breakdown((r["type_id"], r["J"], r["F"], r["A"], r["R"]) for r in rows)
         summary["revos"] = {name: scores.as_dict() for name, scores in breakdown.items()}

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from strvos_core.datasets.errors import DatasetError
 from strvos_core.datasets.files import load_rgb
 from strvos_core.datasets.items import Video, VideoBenchmark, VideoExpression
+from strvos_core.datasets.rle import encode_rle
 from strvos_core.evaluation.results_store import ResultStore
 from strvos_core.evaluation.scoring import ExpressionScorer
 from strvos_core.evaluation.sharding import Shard
@@ -43,7 +44,7 @@ class VideoEvaluator:
     """Runs one shard of a benchmark through a backend, appending one record per finished expression."""
 
     def __init__(self, benchmark: VideoBenchmark, backend, out_dir: Path, shard: Shard | None = None,
-                 expressions_per_session: int = 1, progress: bool = True) -> None:
+                 expressions_per_session: int = 1, progress: bool = True, save_predictions: bool = False) -> None:
         if expressions_per_session < 1:
             raise ValueError(f"expressions_per_session must be >= 1, got {expressions_per_session}")
         self.benchmark = benchmark
@@ -52,6 +53,7 @@ class VideoEvaluator:
         self.shard = shard or Shard()
         self.expressions_per_session = expressions_per_session
         self.progress = progress
+        self.save_predictions = save_predictions
         self.store = ResultStore(self.out_dir / "items")
 
     def pending(self) -> list[tuple[Video, list[VideoExpression]]]:
@@ -84,6 +86,7 @@ class VideoEvaluator:
         session = self.backend.start_session({e.exp_id: e.expression for e in group})
         scorers = {e.exp_id: ExpressionScorer(bench.scoring) for e in group}
         seg_frames = dict.fromkeys(scorers, 0)
+        predictions: dict[str, list[dict[str, Any]]] = {e.exp_id: [] for e in group}
         step_seconds: list[float] = []
         size = None
         for index in range(len(video.frames)):
@@ -106,6 +109,8 @@ class VideoEvaluator:
                 if mask.shape != size:
                     raise RuntimeError(f"backend returned a {mask.shape} mask for a {size} frame")
                 seg_frames[exp.exp_id] += bool(target.has_seg)
+                if self.save_predictions:
+                    predictions[exp.exp_id].append(encode_rle(mask))
                 if bench.scoring == "submission":
                     _save_png(submission_png(self.out_dir, video.video_id, exp.exp_id, video.frames[index]), mask)
                 else:
@@ -118,6 +123,7 @@ class VideoEvaluator:
                 "seconds_per_frame": float(np.mean(step_seconds)) / len(group),
                 "targets_per_session": len(group), "rank": self.shard.rank,
                 **scorers[exp.exp_id].summary(),
+                **({"prediction_masks": predictions[exp.exp_id]} if self.save_predictions else {}),
             }
             for exp in group
         ]

@@ -8,15 +8,17 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_layouts import load_fixture, make_refcoco, make_refytvos, make_synthetic
+from eval_layouts import load_fixture, make_refcoco, make_refytvos, make_revos, make_synthetic
 from PIL import Image
 
 from strvos_core import backends
 from strvos_core.datasets import read_refcoco, read_video_benchmark
 from strvos_core.datasets.files import load_rgb
+from strvos_core.datasets.rle import decode_rle
 from strvos_core.evaluation import (
     ImageEvaluator,
     IncompleteResults,
@@ -45,19 +47,27 @@ def _lines(store: ResultStore) -> list[dict]:
     return list(store.records())
 
 
-def test_streamed_scores_equal_a_direct_session_run(backend, synthetic_root, tmp_path):
-    """The recorded J is the metric of exactly the masks a fresh session gives on the same frames."""
+def test_streamed_masks_and_scores_equal_a_direct_session_run(backend, synthetic_root, tmp_path):
+    """The evaluator's masks are exactly those of a fresh session fed the same frames, its J is their metric,
+    and results.json (the reference's format) holds them."""
     bench = read_video_benchmark("synthetic", synthetic_root).limited(1)
-    VideoEvaluator(bench, backend, tmp_path, expressions_per_session=2, progress=False).run()
+    VideoEvaluator(bench, backend, tmp_path, expressions_per_session=2, progress=False,
+                   save_predictions=True).run()
+    summary = merge_video_results(bench, tmp_path, {})
+    saved = json.loads(Path(summary["predictions"]).read_text())
     records = {r["exp_id"]: r for r in ResultStore(tmp_path / "items").records()}
     video = bench.videos[0]
+    assert saved[video.video_id]["0"]["frames"] == list(video.frames)
     session = backend.start_session({e.exp_id: e.expression for e in video.expressions})
     js = {e.exp_id: [] for e in video.expressions}
     for i in range(len(video.frames)):
         result = session.step(load_rgb(video.frame_path(i)))
         for exp in video.expressions:
+            mask = result.targets[exp.exp_id].mask
+            stored = decode_rle(saved[video.video_id][exp.exp_id]["prediction_masks"][i], "results.json")
+            np.testing.assert_array_equal(stored.astype(bool), mask)
             gt = bench.ground_truth.frame_mask(video, exp, i, (24, 32))
-            js[exp.exp_id].append(float(jaccard_per_frame(gt, result.targets[exp.exp_id].mask)))
+            js[exp.exp_id].append(float(jaccard_per_frame(gt, mask)))
     for exp_id, values in js.items():
         assert records[exp_id]["J"] == pytest.approx(float(np.mean(values)), abs=1e-12)
         assert 0.0 <= records[exp_id]["F"] <= 1.0
@@ -124,3 +134,22 @@ def test_refcoco_image_mode(backend, tmp_path):
     summary = merge_image_results(bench, out, {})
     assert summary["num_sentences"] == 2
     assert 0.0 <= summary["metrics"]["cIoU"] <= 1.0 and 0.0 <= summary["metrics"]["gIoU"] <= 1.0
+
+
+def test_revos_referring_split_end_to_end(backend, tmp_path):
+    """ReVOS through the loop: A and R per expression, the breakdown, and null (not NaN) for an empty category."""
+    inputs = load_fixture("reference_vos.json")["inputs"]
+    small = {"meta": {"videos": {"vid00": inputs["meta"]["videos"]["vid00"]}}, "mask_dict": inputs["mask_dict"],
+             "foreground": inputs["foreground"]}
+    bench = read_video_benchmark("REVOS", make_revos(tmp_path / "revos", small), "referring")
+    assert {e.type_id for e in bench.expressions} == {0}
+    out = tmp_path / "out"
+    VideoEvaluator(bench, backend, out, expressions_per_session=len(bench.expressions), progress=False).run()
+    merge_video_results(bench, out, {})
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert summary["revos"]["reason"]["J"] is None and summary["revos"]["overall"]["JF"] is None
+    referring = summary["revos"]["referring"]
+    assert all(0.0 <= referring[k] <= 100.0 for k in ("J", "F", "A", "R", "JF"))
+    with open(out / "per_expression.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(0.0 <= float(r["A"]) <= 1.0 and 0.0 <= float(r["R"]) <= 1.0 for r in rows)

@@ -300,6 +300,9 @@ def main() -> None:
         commit = export_reference(args.mirror, ref_dir)
         sys.path[:0] = [str(ref_dir), str(ref_dir / "tools/eval"), str(ref_dir / "res_eval")]
         ref_metrics = importlib.import_module("third_parts.revos.utils.metrics")
+        # eval_mevis/davis/revos import third_parts' copy; tools/eval/metrics.py must be the same code
+        if (ref_dir / "tools/eval/metrics.py").read_text() != (ref_dir / "third_parts/revos/utils/metrics.py").read_text():
+            raise RuntimeError("the reference's two metrics.py copies differ: decide which one the scripts use")
 
         cases = make_video_cases(rng)
         data = ref_dir / "data"

@@ -4,6 +4,7 @@ arrive from a camera (no look-ahead), is scored against the truth at once, and e
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,40 +83,39 @@ class VideoEvaluator:
         return done
 
     def _run_group(self, video: Video, group: list[VideoExpression]) -> list[dict[str, Any]]:
-        bench = self.benchmark
+        """Stream the video once for `group`; frame t's scoring (numpy, on a worker thread) overlaps the
+        model step of frame t + 1, and its errors surface one frame later at most."""
         session = self.backend.start_session({e.exp_id: e.expression for e in group})
-        scorers = {e.exp_id: ExpressionScorer(bench.scoring) for e in group}
+        scorers = {e.exp_id: ExpressionScorer(self.benchmark.scoring) for e in group}
         seg_frames = dict.fromkeys(scorers, 0)
         predictions: dict[str, list[dict[str, Any]]] = {e.exp_id: [] for e in group}
         step_seconds: list[float] = []
         size = None
-        for index in range(len(video.frames)):
-            path = video.frame_path(index)
-            frame = load_rgb(path)
-            if size is None:
-                size = frame.shape[:2]
-            elif frame.shape[:2] != size:
-                raise DatasetError(f"frame {path} is {frame.shape[1]}x{frame.shape[0]}, earlier frames of "
-                                   f"video {video.video_id!r} are {size[1]}x{size[0]}")
-            start = time.perf_counter()
-            result = session.step(frame)
-            step_seconds.append(time.perf_counter() - start)
-            foreground = None
-            if bench.ground_truth is not None and bench.scoring == "revos":
-                foreground = bench.ground_truth.foreground(video, index, size)
-            for exp in group:
-                target = result.targets[exp.exp_id]
-                mask = np.asarray(target.mask, dtype=bool)
-                if mask.shape != size:
-                    raise RuntimeError(f"backend returned a {mask.shape} mask for a {size} frame")
-                seg_frames[exp.exp_id] += bool(target.has_seg)
-                if self.save_predictions:
-                    predictions[exp.exp_id].append(encode_rle(mask))
-                if bench.scoring == "submission":
-                    _save_png(submission_png(self.out_dir, video.video_id, exp.exp_id, video.frames[index]), mask)
-                else:
-                    gt = bench.ground_truth.frame_mask(video, exp, index, size)
-                    scorers[exp.exp_id].add_frame(gt, mask, foreground)
+        previous: Future | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="strvos-score") as worker:
+            for index in range(len(video.frames)):
+                path = video.frame_path(index)
+                frame = load_rgb(path)
+                if size is None:
+                    size = frame.shape[:2]
+                elif frame.shape[:2] != size:
+                    raise DatasetError(f"frame {path} is {frame.shape[1]}x{frame.shape[0]}, earlier frames of "
+                                       f"video {video.video_id!r} are {size[1]}x{size[0]}")
+                start = time.perf_counter()
+                result = session.step(frame)
+                step_seconds.append(time.perf_counter() - start)
+                masks = {}
+                for exp in group:
+                    target = result.targets[exp.exp_id]
+                    masks[exp.exp_id] = np.asarray(target.mask, dtype=bool)
+                    if masks[exp.exp_id].shape != size:
+                        raise RuntimeError(f"backend returned a {masks[exp.exp_id].shape} mask for a {size} frame")
+                    seg_frames[exp.exp_id] += bool(target.has_seg)
+                if previous is not None:
+                    previous.result()
+                previous = worker.submit(self._score_frame, video, group, index, size, masks, scorers, predictions)
+            if previous is not None:
+                previous.result()
         return [
             {
                 "video_id": video.video_id, "exp_id": exp.exp_id, "expression": exp.expression,
@@ -127,3 +127,19 @@ class VideoEvaluator:
             }
             for exp in group
         ]
+
+    def _score_frame(self, video: Video, group: list[VideoExpression], index: int, size: tuple[int, int],
+                     masks: dict[str, np.ndarray], scorers: dict[str, ExpressionScorer],
+                     predictions: dict[str, list[dict[str, Any]]]) -> None:
+        bench = self.benchmark
+        foreground = None
+        if bench.ground_truth is not None and bench.scoring == "revos":
+            foreground = bench.ground_truth.foreground(video, index, size)
+        for exp in group:
+            mask = masks[exp.exp_id]
+            if self.save_predictions:
+                predictions[exp.exp_id].append(encode_rle(mask))
+            if bench.scoring == "submission":
+                _save_png(submission_png(self.out_dir, video.video_id, exp.exp_id, video.frames[index]), mask)
+            else:
+                scorers[exp.exp_id].add_frame(bench.ground_truth.frame_mask(video, exp, index, size), mask, foreground)

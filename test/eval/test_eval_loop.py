@@ -16,7 +16,7 @@ from eval_layouts import load_fixture, make_refcoco, make_refytvos, make_revos, 
 from PIL import Image
 
 from strvos_core import backends
-from strvos_core.datasets import read_refcoco, read_video_benchmark
+from strvos_core.datasets import DatasetError, read_refcoco, read_video_benchmark
 from strvos_core.datasets.files import load_rgb
 from strvos_core.datasets.rle import decode_rle
 from strvos_core.evaluation import (
@@ -153,3 +153,13 @@ def test_revos_referring_split_end_to_end(backend, tmp_path):
     with open(out / "per_expression.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and all(0.0 <= float(r["A"]) <= 1.0 and 0.0 <= float(r["R"]) <= 1.0 for r in rows)
+
+
+def test_bad_truth_mid_video_stops_with_the_file_named_and_records_nothing(backend, tmp_path):
+    root = make_synthetic(tmp_path / "syn", {"c": (2, 24, 32)})
+    Image.fromarray(np.zeros((12, 16), np.uint8), mode="L").save(root / "valid/Annotations/c/00001.png")
+    bench = read_video_benchmark("synthetic", root)
+    evaluator = VideoEvaluator(bench, backend, tmp_path / "out", expressions_per_session=2, progress=False)
+    with pytest.raises(DatasetError, match=r"annotation .*c/00001.png: mask is 12x16 but the frame is 24x32"):
+        evaluator.run()
+    assert list(ResultStore(tmp_path / "out" / "items").records()) == []

@@ -163,3 +163,20 @@ def test_bad_truth_mid_video_stops_with_the_file_named_and_records_nothing(backe
     with pytest.raises(DatasetError, match=r"annotation .*c/00001.png: mask is 12x16 but the frame is 24x32"):
         evaluator.run()
     assert list(ResultStore(tmp_path / "out" / "items").records()) == []
+
+
+@pytest.mark.slow
+def test_sharing_a_session_between_expressions_changes_no_mask(backend, synthetic_root, tmp_path):
+    """--expressions-per-session K > 1 (frame features computed once) gives the masks of one session per
+    expression, the reference's way."""
+    bench = read_video_benchmark("synthetic", synthetic_root).limited(1)
+    runs = {}
+    for k in (1, 2):
+        out = tmp_path / f"k{k}"
+        VideoEvaluator(bench, backend, out, expressions_per_session=k, progress=False, save_predictions=True).run()
+        runs[k] = {r["exp_id"]: r for r in ResultStore(out / "items").records()}
+    for exp_id, single in runs[1].items():
+        shared = runs[2][exp_id]
+        assert (single["targets_per_session"], shared["targets_per_session"]) == (1, 2)
+        assert shared["prediction_masks"] == single["prediction_masks"]
+        assert (shared["J"], shared["F"]) == (single["J"], single["F"])

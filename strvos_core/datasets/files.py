@@ -27,10 +27,21 @@ def load_json(path: Path, what: str) -> Any:
         raise DatasetError(f"{what} {path} is not valid JSON: {e}") from e
 
 
+# numpy arrays and scalars may appear in annotation pickles (e.g. RLE sizes); they are data, not code
+_NUMPY_DATA_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+}
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
-    """Annotation pickles (refs(unc).p, mask_dict.pkl) hold only dicts/lists/str/bytes/numbers: refuse code."""
+    """Annotation pickles (refs(unc).p, mask_dict.pkl) hold only dicts/lists/str/bytes/numbers (and numpy
+    data): refuse anything that could run code."""
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_DATA_GLOBALS:
+            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: annotation pickles hold plain data only")
 
 

@@ -147,8 +147,11 @@ def test_mask_of_the_wrong_size_names_the_file(tmp_path, vos_inputs):
 
 def test_pickles_with_code_are_refused(tmp_path):
     path = tmp_path / "mask_dict.pkl"
-    path.write_bytes(pickle.dumps({"0": [np.int64(3)]}))  # a numpy scalar needs a global: not plain data
-    with pytest.raises(DatasetError, match="refusing to load numpy"):
+    path.write_bytes(pickle.dumps({"0": [{"size": np.array([2, 3]), "n": np.int64(3)}]}))  # numpy data is fine
+    loaded = load_plain_pickle(path, "mask file")
+    assert loaded["0"][0]["n"] == 3 and loaded["0"][0]["size"].tolist() == [2, 3]
+    path.write_bytes(pickle.dumps({"0": [os.getcwd]}))  # a callable is code, not data
+    with pytest.raises(DatasetError, match=r"refusing to load posix.getcwd"):
         load_plain_pickle(path, "mask file")
     path.write_bytes(b"not a pickle")
     with pytest.raises(StrvosError, match="could not be read as a plain-data pickle"):

@@ -100,8 +100,11 @@ class StrvosNode(LifecycleNode):
         self._processed_rate = RateMeter()
         self._latency = LatencyStats()
         self._inference = LatencyStats()
+        self._overhead = LatencyStats()              # worker wall time per frame besides the model step
+        self._cpu_seconds: collections.Counter = collections.Counter()  # thread CPU besides the model
         self._last_frame_stamp: float | None = None
         self._frames = 0
+        self._step_cpu = self._step_wall = 0.0      # of the frame in flight (worker thread only)
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -202,8 +205,16 @@ class StrvosNode(LifecycleNode):
 
         def sub(msg_type, topic, callback, qos):
             events = SubscriptionEventCallbacks(incompatible_qos=lambda info, t=topic: self._qos_warning(t, info))
+
+            def timed(msg, callback=callback):
+                started = time.thread_time()
+                try:
+                    callback(msg)
+                finally:
+                    self._add_cpu("callbacks", time.thread_time() - started)
+
             self._subscriptions.append(self.create_subscription(
-                msg_type, topic, callback, qos, callback_group=self._io_group, event_callbacks=events,
+                msg_type, topic, timed, qos, callback_group=self._io_group, event_callbacks=events,
                 qos_overriding_options=overrides))
 
         if s.compressed_input:
@@ -406,6 +417,19 @@ class StrvosNode(LifecycleNode):
     def _process(self, job: Job) -> None:
         if self._session is None:
             return
+        cpu_started, wall_started = time.thread_time(), time.monotonic()
+        self._step_cpu = self._step_wall = 0.0
+        try:
+            self._process_frame(job)
+        finally:
+            self._add_cpu("worker", time.thread_time() - cpu_started - self._step_cpu)
+            self._overhead.add(time.monotonic() - wall_started - self._step_wall)
+
+    def _add_cpu(self, key: str, seconds: float) -> None:
+        with self._counts_lock:
+            self._cpu_seconds[key] += seconds
+
+    def _process_frame(self, job: Job) -> None:
         header = job.header
         self._apply_commands(header)
         try:
@@ -415,7 +439,9 @@ class StrvosNode(LifecycleNode):
             return
         stamp = conversions.stamp_seconds(header)
         if self._targets:
+            step_cpu, step_wall = time.thread_time(), time.monotonic()
             result = self._session.step(rgb)
+            self._step_cpu, self._step_wall = time.thread_time() - step_cpu, time.monotonic() - step_wall
             step_time = float(result.timings.get("total", 0.0))
             results = result.targets
         else:
@@ -560,6 +586,10 @@ class StrvosNode(LifecycleNode):
             "processing_rate_hz": self._processed_rate.rate(now),
             "latency_mean_s": latency["mean"], "latency_p95_s": latency["p95"], "latency_max_s": latency["max"],
             "inference_mean_s": inference["mean"],
+            "overhead_mean_s": self._overhead.summary()["mean"],
+            "overhead_p95_s": self._overhead.summary()["p95"],
+            "cpu_callbacks_s": self._cpu_seconds["callbacks"],
+            "cpu_worker_besides_model_s": self._cpu_seconds["worker"],
             "frames_received": self._input_rate.total, "frames_processed": self._frames,
             "dropped_frames": self._slot.dropped + sync_dropped,
             **{key: value for key, value in sorted(counts.items()) if key != "dropped_frames"},

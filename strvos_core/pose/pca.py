@@ -49,8 +49,11 @@ class PCAPoseConfig:
     min_band_m: float = 0.02        # ... but never reject within this band around the median depth
     max_eigen_ratio: float = 0.7    # orientation needs lambda2/lambda1 and lambda3/lambda2 below this
     min_incidence_cos: float = 0.25  # floor of cos(ray, normal) in the surface-area weights
+    max_points: int = 20000         # larger masks are subsampled on a regular grid (bounded time per frame)
 
     def __post_init__(self) -> None:
+        if self.max_points < self.min_points:
+            raise ValueError(f"max_points ({self.max_points}) must be >= min_points ({self.min_points})")
         if self.min_points < 3:
             raise ValueError(f"min_points must be >= 3, got {self.min_points}")
         if self.outlier_mads <= 0 or self.min_band_m < 0:
@@ -74,7 +77,12 @@ class PCAPoseEstimator:
         if mask.ndim != 2 or mask.shape != depth_m.shape:
             raise ValueError(f"mask {mask.shape} and depth {depth_m.shape} must be HxW arrays of the same size")
         K = check_intrinsics(K, "depth camera K")
-        rows, cols = np.nonzero(mask.astype(bool) & np.isfinite(depth_m) & (depth_m > 0))
+        valid = mask.astype(bool) & (depth_m > 0)  # NaN > 0 is False
+        count = np.count_nonzero(valid)
+        # Large masks: a regular pixel grid (same stride on both axes) keeps the spatial distribution.
+        stride = int(np.ceil(np.sqrt(count / self.config.max_points))) if count > self.config.max_points else 1
+        rows, cols = np.nonzero(valid[::stride, ::stride])
+        rows, cols = rows * stride, cols * stride
         z = depth_m[rows, cols].astype(np.float64)
         if z.size:
             keep = self._inliers(z)

@@ -37,9 +37,10 @@ def draw_overlay(rgb: np.ndarray, targets: list[tuple[str, np.ndarray, tuple[int
             raise ValueError(f"mask {mask.shape} does not match the image {out.shape[:2]}")
         if not mask.any():
             continue
-        tint = np.array(colour, dtype=np.float32)
-        out[mask] = (out[mask].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
-        x, y, w, h = mask_bbox(mask)
+        x, y, w, h = mask_bbox(mask)  # blend only inside the box: cost follows the target's size
+        box = out[y:y + h, x:x + w]
+        tinted = cv2.addWeighted(box, 1.0 - alpha, np.full_like(box, colour), alpha, 0.0)
+        np.copyto(box, tinted, where=mask[y:y + h, x:x + w, None])
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, 1)
         cv2.putText(out, label, (x, max(y - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
     return out

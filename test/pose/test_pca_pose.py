@@ -144,3 +144,13 @@ def test_bad_intrinsics_and_shapes_are_refused_clearly():
         est.estimate(np.ones((4, 5), bool), depth, K)
     with pytest.raises(ValueError, match="unknown pose estimator"):
         create_pose_estimator("nope")
+
+
+def test_large_masks_are_subsampled_without_losing_accuracy():
+    K_hd = intrinsics(1280, 720, 900.0)
+    R, centre = rotation(25.0, -20.0, 35.0), np.array([0.0, 0.05, 0.6])
+    depth, mask = render_rectangle(K_hd, (720, 1280), R, centre, (0.5, 0.25))
+    assert mask.sum() > 100000
+    est = create_pose_estimator("pca", max_points=5000).estimate(mask, depth.astype(np.float32), K_hd)
+    assert 1000 < est.num_points <= 5000
+    assert_pose(est, centre, R)

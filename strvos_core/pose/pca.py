@@ -77,7 +77,7 @@ class PCAPoseEstimator:
         if mask.ndim != 2 or mask.shape != depth_m.shape:
             raise ValueError(f"mask {mask.shape} and depth {depth_m.shape} must be HxW arrays of the same size")
         K = check_intrinsics(K, "depth camera K")
-        valid = mask.astype(bool) & (depth_m > 0)  # NaN > 0 is False
+        valid = (mask if mask.dtype == bool else mask.astype(bool)) & (depth_m > 0)  # NaN > 0 is False
         count = np.count_nonzero(valid)
         # Large masks: a regular pixel grid (same stride on both axes) keeps the spatial distribution.
         stride = int(np.ceil(np.sqrt(count / self.config.max_points))) if count > self.config.max_points else 1

@@ -38,9 +38,12 @@ def draw_overlay(rgb: np.ndarray, targets: list[tuple[str, np.ndarray, tuple[int
         if not mask.any():
             continue
         x, y, w, h = mask_bbox(mask)  # blend only inside the box: cost follows the target's size
-        box = out[y:y + h, x:x + w]
-        tinted = cv2.addWeighted(box, 1.0 - alpha, np.full_like(box, colour), alpha, 0.0)
-        np.copyto(box, tinted, where=mask[y:y + h, x:x + w, None])
+        box = np.ascontiguousarray(out[y:y + h, x:x + w])
+        tint = np.empty_like(box)
+        tint[:] = np.asarray(colour, dtype=np.uint8)
+        blended = cv2.addWeighted(box, 1.0 - alpha, tint, alpha, 0.0)
+        cv2.copyTo(blended, np.ascontiguousarray(mask[y:y + h, x:x + w]).view(np.uint8), box)
+        out[y:y + h, x:x + w] = box
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, 1)
         cv2.putText(out, label, (x, max(y - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
     return out

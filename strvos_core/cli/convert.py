@@ -1,0 +1,30 @@
+"""`strvos convert`: a training checkpoint -> the HF-format export `strvos_core.checkpoint.load_model` reads.
+
+LoRA is merged into the LLM weights (W += alpha/r * B A), as the reference's convert_to_hf.py merges with peft.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Export a training checkpoint (LoRA merged) in the reference HF format that --model accepts."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="a training checkpoint directory (<run>/checkpoints/step_N) or a run directory "
+                             "(its newest checkpoint)")
+    parser.add_argument("--out", required=True, help="export directory (config.json, model.safetensors, tokenizer)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from strvos_core.errors import StrvosError
+    from strvos_core.training.export import export_checkpoint
+
+    try:
+        out = export_checkpoint(args.checkpoint, args.out)
+    except StrvosError as error:
+        print(f"strvos convert: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,36 @@
+"""`strvos train`: stage 1 / stage 2 training from a YAML config, resumable, one process or `torchrun` DDP."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Train StreamingRVOS on synthetic referring videos (YAML config; resumable; works under torchrun)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training config YAML (see configs/train/)")
+    parser.add_argument("--out", required=True, help="run directory: checkpoints/, log.jsonl")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                        help="stop (with a checkpoint) after this optimizer step; continue later with --resume")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from strvos_core.errors import StrvosError
+    from strvos_core.training import TrainConfig, train
+
+    try:
+        if args.stop_after is not None and args.stop_after < 1:
+            raise StrvosError(f"--stop-after must be >= 1, got {args.stop_after}")
+        config = TrainConfig.from_yaml(args.config)
+        result = train(config, args.out, resume=args.resume, stop_after=args.stop_after,
+                       progress=not args.no_progress)
+    except StrvosError as error:
+        print(f"strvos train: error: {error}", file=sys.stderr)
+        return 2
+    if result.history:
+        last = result.history[-1]
+        print(f"step {last['step']}: loss {last['loss']:.4f} (lm {last['lm']:.4f}, bce {last['bce']:.4f}, "
+              f"dice {last['dice']:.4f}); checkpoint {result.last_checkpoint}; log {result.log_path}")
+    return 0

@@ -1,0 +1,111 @@
+"""Model, tokenizer and trainable parameters for a training run, from the config's `model`/`trainable`/`lora`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from strvos_core.config import StreamingRVOSConfig, preset
+from strvos_core.errors import StrvosError
+from strvos_core.training.config import LoraSection, ModelSection, TrainableSection
+from strvos_core.training.lora import apply_lora
+
+
+def load_tokenizer(spec: str):
+    """"synthetic" (trained on the synthetic vocabulary), "tiny" (the bundled test tokenizer) or a directory."""
+    if spec == "synthetic":
+        from strvos_core.tokenization import build_synthetic_tokenizer
+
+        return build_synthetic_tokenizer()
+    if spec == "tiny":
+        from strvos_core.checkpoint import load_tiny_tokenizer
+
+        return load_tiny_tokenizer()
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise StrvosError(f"tokenizer {spec!r} is neither 'synthetic', 'tiny' nor a tokenizer directory")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise StrvosError(f"cannot load the tokenizer in {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _merge(base: dict, overrides: dict, where: str = "model.overrides") -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if key not in out:
+            raise StrvosError(f"{where}: unknown model config field {key!r}; known: {sorted(out)}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise StrvosError(f"{where}.{key} must be a mapping")
+            out[key] = _merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def model_config(section: ModelSection, vocab_size: int) -> StreamingRVOSConfig:
+    """The preset with the overrides applied and the vocabulary sized to the tokenizer."""
+    data = _merge(preset(section.preset).to_dict(), section.overrides)
+    data["language"]["vocab_size"] = vocab_size
+    return StreamingRVOSConfig.from_dict(data)
+
+
+def build_model(section: ModelSection):
+    """A fresh model (seeded random init, or the `init` export) with its tokenizer attached."""
+    from strvos_core.checkpoint import load_model
+    from strvos_core.modeling.streamingrvos import StreamingRVOSModel
+
+    if section.init:
+        return load_model(section.init)
+    tokenizer = load_tokenizer(section.tokenizer)
+    torch.manual_seed(section.seed)
+    model = StreamingRVOSModel(model_config(section, len(tokenizer)))
+    model.attach_tokenizer(tokenizer)
+    return model
+
+
+def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, nn.Module]:
+    """Config name -> the module it switches (LLM handled separately: frozen / LoRA / full)."""
+    sam = model.grounding_encoder.sam2_model
+    return {
+        "vision": model.vision_model,
+        "mlp1": model.mlp1,
+        "text_hidden_fcs": model.text_hidden_fcs,
+        "sam2_image_encoder": sam.image_encoder,
+        "sam2_mask_decoder": sam.sam_mask_decoder,
+    }
+
+
+def configure_trainable(model: nn.Module, trainable: TrainableSection, lora: LoraSection) -> int:
+    """Freeze everything, then unfreeze per config; wraps the LLM's linear layers with LoRA when asked.
+    Returns the number of trainable parameters (StrvosError when there are none)."""
+    model.requires_grad_(False)
+    for name, module in trainable_parts(model, trainable).items():
+        module.requires_grad_(getattr(trainable, name) == "full")
+    llm = model.language_model
+    if trainable.llm == "full":
+        llm.requires_grad_(True)
+    elif trainable.llm == "lora":
+        if apply_lora(llm.model, lora.targets, lora.rank, lora.alpha, lora.dropout) == 0:
+            raise StrvosError(f"lora.targets {list(lora.targets)} match no linear layer of the language model")
+    if trainable.embeddings == "full":
+        llm.get_input_embeddings().requires_grad_(True)
+        llm.get_output_embeddings().requires_grad_(True)
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if count == 0:
+        raise StrvosError("training config: every part is frozen; nothing would be trained")
+    return count
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """Frozen parts behave as at inference (eval); only LoRA dropout is live (trained parts have no dropout)."""
+    from strvos_core.training.lora import LoRALinear
+
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, LoRALinear):
+            module.train()

@@ -1,0 +1,204 @@
+"""Training configuration: one YAML file -> nested dataclasses, checked once with messages naming the field.
+
+Defaults are the reference recipe (REFERENCE_SPEC.md section 7): frozen ViT and SAM 2 except its mask decoder,
+LoRA r=128 alpha=256 dropout 0.05 on every LLM linear layer, embed_tokens/lm_head/mlp1/text_hidden_fcs trained,
+CE weight 1 + BCE weight 2 + Dice weight 0.5 on 12544 uncertainty-sampled points, AdamW lr 4e-5 wd 0.05,
+5% linear warm-up from 1e-5x then cosine to 0, grad clip 1.0, accumulation 4.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strvos_core.errors import StrvosError
+
+PART_MODES = ("frozen", "full")
+LLM_MODES = ("frozen", "lora", "full")
+STAGES = ("image", "video")
+EXPRESSION_KINDS = ("appearance", "relation", "motion")
+
+
+@dataclass
+class ModelSection:
+    """Where the weights start: a preset (random init, with `overrides` merged into its config) or an export."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # an HF-format export directory (checkpoint.load_model); wins over preset
+    tokenizer: str = "synthetic"  # "synthetic" (tokenization/), "tiny" (bundled), or a tokenizer directory
+    seed: int = 0
+
+
+@dataclass
+class TrainableSection:
+    """Which parts learn. The reference: vision frozen, llm lora, sam2 encoder frozen, decoder full."""
+
+    vision: str = "frozen"
+    mlp1: str = "full"
+    llm: str = "lora"
+    embeddings: str = "full"  # embed_tokens and lm_head (the added tokens need them)
+    text_hidden_fcs: str = "full"
+    sam2_image_encoder: str = "frozen"
+    sam2_mask_decoder: str = "full"
+
+
+@dataclass
+class LoraSection:
+    rank: int = 128
+    alpha: float = 256.0
+    dropout: float = 0.05
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LossSection:
+    lm_weight: float = 1.0
+    bce_weight: float = 2.0
+    dice_weight: float = 0.5
+    num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
+
+
+@dataclass
+class OptimSection:
+    lr: float = 4e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    warmup_ratio: float = 0.05
+    warmup_start_factor: float = 1e-5
+    grad_accum_steps: int = 4
+
+
+@dataclass
+class DataSection:
+    """Synthetic referring videos generated in memory (a pool of `num_videos`, sampled per step by seed)."""
+
+    stage: str = "image"  # "image" (stage 1: single frames) or "video" (stage 2: clips with the recurrence)
+    num_videos: int = 64
+    seed: int = 0
+    width: int = 320
+    height: int = 240
+    frames_per_video: int = 20
+    clip_frames: int = 5  # stage 2: frames per sample (the reference samples 5)
+    batch_size: int = 1  # samples per process per micro-step
+    kinds: tuple[str, ...] = ()  # default: appearance+relation for images, all kinds for video
+    answers: tuple[str, ...] = ("Sure, [SEG].", "It is [SEG].", "[SEG].")
+
+    def expression_kinds(self) -> tuple[str, ...]:
+        if self.kinds:
+            return self.kinds
+        return ("appearance", "relation") if self.stage == "image" else EXPRESSION_KINDS
+
+
+@dataclass
+class RunSection:
+    steps: int = 1000  # optimizer steps
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    device: str = "cpu"
+    threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    trainable: TrainableSection = field(default_factory=TrainableSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    data: DataSection = field(default_factory=DataSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TrainConfig:
+        data = dict(data or {})
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise StrvosError(f"training config: unknown sections {unknown}; expected some of {sorted(sections)}")
+        kwargs = {name: _section(name, SECTION_TYPES[name], data.get(name)) for name in sections}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise StrvosError(f"training config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise StrvosError(f"training config {path} is not valid YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise StrvosError(f"training config {path} must be a mapping of sections")
+        return cls.from_dict(data)
+
+
+SECTION_TYPES = {
+    "model": ModelSection, "trainable": TrainableSection, "lora": LoraSection, "loss": LossSection,
+    "optim": OptimSection, "data": DataSection, "run": RunSection,
+}
+
+
+def _section(name: str, kind: type, values: Any):
+    if values is None:
+        return kind()
+    if not isinstance(values, dict):
+        raise StrvosError(f"training config: section {name!r} must be a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise StrvosError(f"training config: unknown keys {unknown} in section {name!r}; known: {sorted(known)}")
+    converted = {}
+    for key, value in values.items():
+        default = getattr(kind(), key)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        converted[key] = value
+    return kind(**converted)
+
+
+def validate(config: TrainConfig) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise StrvosError(f"training config: {message}")
+
+    t = config.trainable
+    for name in ("vision", "mlp1", "embeddings", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder"):
+        need(getattr(t, name) in PART_MODES, f"trainable.{name} must be one of {PART_MODES}, got {getattr(t, name)!r}")
+    need(t.llm in LLM_MODES, f"trainable.llm must be one of {LLM_MODES}, got {t.llm!r}")
+    lo = config.lora
+    need(lo.rank >= 1 and lo.alpha > 0 and 0.0 <= lo.dropout < 1.0,
+         f"lora needs rank >= 1, alpha > 0, 0 <= dropout < 1 (got {lo.rank}, {lo.alpha}, {lo.dropout})")
+    need(bool(lo.targets), "lora.targets must name at least one linear layer")
+    ls = config.loss
+    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight) >= 0, "loss weights must be >= 0")
+    need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
+         "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")
+    o = config.optim
+    need(o.lr > 0 and o.weight_decay >= 0 and o.grad_clip >= 0, "optim needs lr > 0, weight_decay >= 0, grad_clip >= 0")
+    need(0.0 <= o.warmup_ratio < 1.0 and 0.0 < o.warmup_start_factor <= 1.0,
+         "optim needs 0 <= warmup_ratio < 1 and 0 < warmup_start_factor <= 1")
+    need(o.grad_accum_steps >= 1, f"optim.grad_accum_steps must be >= 1, got {o.grad_accum_steps}")
+    d = config.data
+    need(d.stage in STAGES, f"data.stage must be one of {STAGES}, got {d.stage!r}")
+    need(d.num_videos >= 1 and d.batch_size >= 1, "data needs num_videos >= 1 and batch_size >= 1")
+    need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
+    need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
+    need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),
+         "data.answers must be a non-empty list of answers with exactly one [SEG] each")
+    r = config.run
+    need(r.steps >= 1 and r.save_every >= 1 and r.keep_checkpoints >= 1 and r.log_every >= 1,
+         "run needs steps, save_every, keep_checkpoints and log_every >= 1")

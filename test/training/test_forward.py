@@ -1,0 +1,91 @@
+"""The teacher-forced training forward computes what inference computes, and the recurrence is detached.
+
+The [SEG] state must be the hidden state AT the [SEG] token's own position (what greedy decoding computes when it
+feeds [SEG] back): proven against `StreamingRVOSModel.segment` on a model steered to answer "[SEG]<|im_end|>".
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from strvos_core.checkpoint import build_random_model
+from strvos_core.training.build import build_model, configure_trainable, set_train_mode
+from strvos_core.training.config import LossSection
+from strvos_core.training.data import SyntheticPool, prepare_frame
+from strvos_core.training.forward import TrainingModel
+
+
+@pytest.fixture(scope="module")
+def steered():
+    return build_random_model("tiny", answer="seg")
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_teacher_forced_seg_state_and_mask_equal_inference(steered, with_state):
+    frame = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    state = torch.randn(1, steered.config.language.hidden_size, generator=torch.Generator().manual_seed(1)) \
+        if with_state else None
+    inference = steered.segment(steered.encode_frame(frame), "the red circle", state)
+    assert inference.text.startswith("[SEG]") and inference.num_seg == 1
+
+    trainer = TrainingModel(steered, LossSection())
+    answer = trainer.answer_ids("[SEG]")
+    prepared = prepare_frame(frame, np.zeros((40, 40), dtype=bool), steered.config)
+    with torch.no_grad():
+        out = trainer.frame_forward(prepared, "the red circle", answer, state)
+    torch.testing.assert_close(out.seg_hidden, inference.state, atol=1e-5, rtol=1e-4)
+    mask = F.interpolate(out.low_res_logits, size=(40, 40), mode="bilinear", align_corners=False)[0, 0].sigmoid() > 0.5
+    assert np.array_equal(mask.numpy(), inference.mask)
+    # the LM is taught exactly the tokens greedy decoding produced: [SEG] then <|im_end|>
+    assert steered.tokenizer.decode(answer) == "[SEG]<|im_end|>"
+
+
+def test_recurrence_feeds_the_detached_previous_seg_state(micro_config):
+    config = micro_config(data={"stage": "video", "clip_frames": 3})
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    trainer = TrainingModel(model, config.loss)
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    assert len(sample.frames) == 3
+    losses = trainer([sample], torch.Generator().manual_seed(0))
+    frames = trainer.last_frames[0]
+    assert frames[0].state_in is None
+    for previous, current in zip(frames, frames[1:], strict=False):
+        assert current.state_in is not None and not current.state_in.requires_grad
+        assert current.state_in.grad_fn is None  # detached: no backpropagation through time
+        assert previous.seg_hidden.requires_grad
+        torch.testing.assert_close(current.state_in, previous.seg_hidden.detach())
+    # the state is really used: the same frame without it gives another [SEG] state
+    prepared = prepare_frame(sample.frames[1], sample.masks[1], model.config)
+    answer = trainer.answer_ids(sample.answer)
+    with torch.no_grad():
+        again = trainer.frame_forward(prepared, sample.expression, answer, frames[1].state_in)
+        without = trainer.frame_forward(prepared, sample.expression, answer, None)
+    torch.testing.assert_close(again.seg_hidden, frames[1].seg_hidden.detach())
+    assert not torch.allclose(without.seg_hidden, again.seg_hidden, atol=1e-5)
+    losses["loss"].backward()  # every frame's answer and mask are in the loss
+    assert model.text_hidden_fcs[0].weight.grad is not None
+
+
+def test_one_step_at_a_time_reduces_the_loss_on_a_fixed_batch(micro_config):
+    config = micro_config()
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    trainer = TrainingModel(model, config.loss)
+    pool = SyntheticPool(config.data)
+    batch = [pool.sample(0, 0, 0, i) for i in range(2)]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.05)
+    history = []
+    for _ in range(4):
+        terms = trainer(batch, torch.Generator().manual_seed(0))
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        history.append(float(terms["loss"].detach()))
+    assert all(b < a for a, b in zip(history, history[1:], strict=False)), history

@@ -10,6 +10,8 @@ COMMANDS: dict[str, str] = {
     "eval": "strvos_core.cli.eval",
     "segment": "strvos_core.cli.segment",
     "synthetic": "strvos_core.cli.synthetic",
+    "train": "strvos_core.cli.train",
+    "convert": "strvos_core.cli.convert",
 }
 
 

@@ -105,6 +105,7 @@ class StrvosNode(LifecycleNode):
         self._last_frame_stamp: float | None = None
         self._frames = 0
         self._step_cpu = self._step_wall = 0.0      # of the frame in flight (worker thread only)
+        self._estimator, self._estimator_key = None, None
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -448,9 +449,7 @@ class StrvosNode(LifecycleNode):
             step_time, results = 0.0, {}
         self._inference.add(step_time)
         depth = self._depth_for(job, rgb.shape[:2]) if self.settings.use_depth else None
-        estimator = create_pose_estimator(
-            "pca", min_points=self.settings.pose_min_points, outlier_mads=self.settings.pose_outlier_mads,
-            min_band_m=self.settings.pose_min_band, max_eigen_ratio=self.settings.pose_max_eigen_ratio)
+        estimator = self._pose_estimator()
         out = SegmentationArray(header=header, inference_time=step_time)
         overlay_items, markers = [], MarkerArray(markers=[visuals.delete_all(header)])
         for target_id, target in self._targets.items():
@@ -496,6 +495,16 @@ class StrvosNode(LifecycleNode):
         self._processed_rate.tick(now)
         self._frames += 1
         self._last_frame_stamp = stamp
+
+    def _pose_estimator(self):
+        """The PCA estimator for the current pose.* parameters (rebuilt only when they change)."""
+        s = self.settings
+        key = (s.pose_min_points, s.pose_outlier_mads, s.pose_min_band, s.pose_max_eigen_ratio)
+        if self._estimator_key != key:
+            self._estimator = create_pose_estimator("pca", min_points=key[0], outlier_mads=key[1],
+                                                    min_band_m=key[2], max_eigen_ratio=key[3])
+            self._estimator_key = key
+        return self._estimator
 
     def _depth_for(self, job: Job, color_shape: tuple[int, int]):
         """(depth in metres, its K, colour-mask -> depth-grid function), or None (warned, counted)."""

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 
 from strvos_core.errors import StrvosError
+from strvos_core.processing.image import as_rgb_frame
+from strvos_core.processing.prompt import clean_expression
 from strvos_core.session import Session, TargetResult
 
 
@@ -27,9 +29,13 @@ class Backend:
         raise NotImplementedError
 
     def segment_image(self, image: np.ndarray, expression: str, color_order: str = "rgb") -> TargetResult:
-        """Image mode (RefCOCO): a fresh one-target session on one frame."""
-        session = self.start_session({"image": expression})
-        return session.step(image, color_order).targets["image"]
+        """Image mode (RefCOCO, the reference's `predict_forward` on an image): tiled frame, RefCOCO's question,
+        the learned time-context token, and the first [SEG]'s mask."""
+        model = self._require_model()
+        rgb = as_rgb_frame(image, color_order)
+        expression = clean_expression(expression)
+        out = model.segment(model.encode_frame(rgb), expression, None, mode="image")
+        return TargetResult("image", expression, out.mask, out.score, out.has_seg, out.text)
 
     def release(self) -> None:
         """Free the model (and its GPU memory); the backend is unusable afterwards."""

@@ -121,13 +121,13 @@ class StreamingRVOSModel(nn.Module):
         return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0],
                              tokens.reshape(-1, tokens.shape[-1]), sam)
 
-    def prompt_ids(self, expression: str, tiles: int) -> torch.Tensor:
-        """[1, N] token ids of the chat prompt (cached per expression and tile count)."""
+    def prompt_ids(self, expression: str, tiles: int, mode: str = "video") -> torch.Tensor:
+        """[1, N] token ids of the chat prompt (cached per expression, tile count and mode)."""
         if self.tokenizer is None:
             raise RuntimeError("attach_tokenizer() first")
-        key = (expression, tiles)
+        key = (expression, tiles, mode)
         if key not in self._prompt_cache:
-            text = build_prompt(expression, tiles, self.config.num_image_token)
+            text = build_prompt(expression, tiles, self.config.num_image_token, mode)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             self._prompt_cache[key] = torch.tensor([ids], device=self.device)
             if len(self._prompt_cache) > 256:
@@ -148,13 +148,17 @@ class StreamingRVOSModel(nn.Module):
 
     @torch.no_grad()
     def segment(self, features: FrameFeatures, expression: str, state: torch.Tensor | None,
-                max_new_tokens: int | None = None) -> SegmentOutput:
-        """One target on one encoded frame."""
+                max_new_tokens: int | None = None, mode: str = "video") -> SegmentOutput:
+        """One target on one encoded frame.
+
+        mode "video" is the streaming path (`predict_forward_token`): with several [SEG] the last one's mask is
+        kept. mode "image" is RefCOCO's `predict_forward`: its own question and the first [SEG]'s mask.
+        """
         assert self.token_ids is not None
         timings: dict[str, float] = {}
         timer = _Timer(self.device, timings)
         with timer("llm"):
-            ids = self.prompt_ids(expression, features.num_tiles)
+            ids = self.prompt_ids(expression, features.num_tiles, mode)
             embeds = self.prompt_embeddings(ids, features.image_tokens, state)
             out = greedy_decode(self.language_model, embeds, max_new_tokens or self.config.max_new_tokens,
                                 self.token_ids.stop_ids)
@@ -167,7 +171,7 @@ class StreamingRVOSModel(nn.Module):
             empty = np.zeros((features.height, features.width), dtype=bool)
             return SegmentOutput(empty, 0.0, False, text, 0, None, timings)
         with timer("sam2"), self._autocast():
-            prompt = self.text_hidden_fcs(seg_hidden[-1:])
+            prompt = self.text_hidden_fcs(seg_hidden[:1] if mode == "image" else seg_hidden[-1:])
             pred = self.grounding_encoder.decode(features.sam, prompt)
             logits = F.interpolate(pred.low_res_logits, size=(features.height, features.width), mode="bilinear",
                                    align_corners=False)

@@ -35,8 +35,19 @@ def clean_expression(expression: object) -> str:
     return text
 
 
-def question_text(expression: str) -> str:
-    """The evaluation's user text for one expression (refVOS.py): a segment request, or the question itself."""
+MODES = ("video", "image")
+
+
+def question_text(expression: str, mode: str = "video") -> str:
+    """The evaluation's user text for one expression.
+
+    video (refVOS.py, streaming): a segment request, or the question itself when it contains '?'.
+    image (RES.py, RefCOCO through `predict_forward`): "<image>\n Please segment {exp} in this image."
+    """
+    if mode == "image":
+        return f"<image>\n Please segment {expression} in this image."
+    if mode != "video":
+        raise StrvosError(f"prompt mode must be one of {MODES}, got {mode!r}")
     if "?" in expression:
         return "<image>\n" + expression
     return f"<image>\nPlease segment {expression}."
@@ -50,9 +61,9 @@ def image_block(num_tiles: int, tokens_per_tile: int = 256) -> str:
     )
 
 
-def build_prompt(expression: str, num_tiles: int, tokens_per_tile: int = 256) -> str:
+def build_prompt(expression: str, num_tiles: int, tokens_per_tile: int = 256, mode: str = "video") -> str:
     """The full chat prompt for one frame with `num_tiles` tiles."""
-    user = question_text(clean_expression(expression)).replace("<image>", image_block(num_tiles, tokens_per_tile))
+    user = question_text(clean_expression(expression), mode).replace("<image>", image_block(num_tiles, tokens_per_tile))
     return QWEN_CHAT_INSTRUCTION.format(input=user)
 
 

@@ -19,6 +19,15 @@ def test_segment_prompt_exact():
     assert build_prompt("the red mug", 3) == expected
 
 
+def test_image_mode_prompt_is_refcocos():
+    # RES.py: "<image>\n Please segment {sent} in this image." (with the space), even for questions
+    expected = ("<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 256 + "</img><context><TIME_CONTEXT></context>\n"
+                " Please segment the red mug? in this image.<|im_end|>\n<|im_start|>assistant\n")
+    assert build_prompt("the red mug?", 1, mode="image") == expected
+    with pytest.raises(StrvosError, match="mode"):
+        build_prompt("the red mug", 1, mode="clip")
+
+
 def test_question_used_verbatim():
     prompt = build_prompt("which dog is running?", 1)
     assert "</context>\nwhich dog is running?<|im_end|>" in prompt

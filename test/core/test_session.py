@@ -74,6 +74,8 @@ def test_targets_share_the_frame_work(tiny_backend, monkeypatch, random_frame):
 def test_segment_image(tiny_backend, random_frame):
     result = tiny_backend.segment_image(random_frame(20, 20)[:, :, ::-1], "the cup", color_order="bgr")
     assert result.mask.shape == (20, 20) and result.expression == "the cup"
+    model = tiny_backend.model
+    assert any(key[2] == "image" and key[0] == "the cup" for key in model._prompt_cache)  # RefCOCO's question
 
 
 def test_released_backend_is_unusable(random_frame):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from strvos_core.errors import StrvosError
-from strvos_core.processing.tiling import tile_image
+from strvos_core.processing.tiling import choose_grid
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,25 +71,49 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     raise StrvosError(f"unsupported frame dtype {array.dtype}")
 
 
-def _normalise(pixels: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """HxWx3 uint8 -> 3xHxW float32, /255, (x - mean) / std."""
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 255.0
-    return (tensor - mean[:, None, None]) / std[:, None, None]
+def normalisation_table(mean: tuple[float, ...], std: tuple[float, ...],
+                        constants_dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """[3, 256] float32: (v / 255 - mean_c) / std_c for every uint8 value v, computed with the same float32 torch
+    ops as ToTensor + Normalize. Each output depends only on (v, c), so a look-up is bit-identical to normalising
+    the pixels, and costs one gather instead of four passes over the image."""
+    mean_t = torch.tensor(mean, dtype=constants_dtype).float()
+    std_t = torch.tensor(std, dtype=constants_dtype).float()
+    values = torch.arange(256, dtype=torch.uint8).float() / 255.0
+    return ((values[None, :] - mean_t[:, None]) / std_t[:, None]).numpy()
+
+
+_LLM_TABLE = normalisation_table(IMAGENET_MEAN, IMAGENET_STD)
+_SAM2_TABLE = normalisation_table(IMAGENET_MEAN, IMAGENET_STD, torch.bfloat16)
+
+
+def _normalise_planes(planes: np.ndarray, table: np.ndarray) -> torch.Tensor:
+    """[n, 3, H, W] uint8 -> [n, 3, H, W] float32 via the per-channel table (one contiguous gather per plane)."""
+    planes = np.ascontiguousarray(planes)
+    out = np.empty(planes.shape, dtype=np.float32)
+    for i in range(planes.shape[0]):
+        for c in range(3):
+            np.take(table[c], planes[i, c], out=out[i, c], mode="clip")  # uint8 indices are always in range
+    return torch.from_numpy(out)
 
 
 def llm_tiles(frame: np.ndarray, tile: int = 448, min_tiles: int = 1, max_tiles: int = 12,
               use_thumbnail: bool = True) -> torch.Tensor:
-    """[n_tiles, 3, tile, tile] float32, ImageNet-normalised (the reference's `transformer` over its tiles)."""
+    """[n_tiles, 3, tile, tile] float32, ImageNet-normalised (the reference's `transformer` over its tiles).
+
+    The tiles of `tiling.tile_image`, cut by slicing the resized frame once instead of one PIL crop per tile.
+    torchvision's Resize((448, 448), BICUBIC) on a 448x448 PIL tile is PIL's identity copy: nothing to do.
+    """
     image = Image.fromarray(frame)
-    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-    views = tile_image(image, min_tiles, max_tiles, tile, use_thumbnail)
-    # torchvision's Resize((448, 448), BICUBIC) on a 448x448 PIL tile is PIL's identity copy: nothing to do.
-    return torch.stack([_normalise(np.asarray(view), mean, std) for view in views])
+    cols, rows = choose_grid(image.width, image.height, min_tiles, max_tiles, tile)
+    resized = np.asarray(image.resize((cols * tile, rows * tile)))
+    planes = resized.reshape(rows, tile, cols, tile, 3).transpose(0, 2, 4, 1, 3).reshape(rows * cols, 3, tile, tile)
+    if use_thumbnail and rows * cols != 1:
+        thumbnail = np.asarray(image.resize((tile, tile))).transpose(2, 0, 1)[None]
+        planes = np.concatenate([planes, thumbnail])
+    return _normalise_planes(planes, _LLM_TABLE)
 
 
 def sam2_image(frame: np.ndarray, size: int = 1024) -> torch.Tensor:
     """[1, 3, size, size] float32: DirectResize (PIL default resample) + normalisation with bf16-rounded constants."""
     squashed = np.asarray(Image.fromarray(frame).resize((size, size)))
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.bfloat16).float()
-    std = torch.tensor(IMAGENET_STD, dtype=torch.bfloat16).float()
-    return _normalise(squashed, mean, std)[None]
+    return _normalise_planes(squashed.transpose(2, 0, 1)[None], _SAM2_TABLE)

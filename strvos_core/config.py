@@ -3,7 +3,9 @@
 The released StreamingRVOS models are InternVL2.5-1B/4B (InternViT-300M + Qwen2.5-0.5B/3B) plus SAM 2.1 hiera-L;
 "1b" and "4b" reproduce their shapes (parameter counts within 1%, see test/core/test_config.py) for random builds.
 "tiny" keeps every mechanism (448 tiles, 256 tokens per tile, pixel shuffle, the full SAM 2 prompt path) at sizes
-that run in milliseconds on a CPU.
+that run in milliseconds on a CPU, and one tile per frame (max_dynamic_patch=1): the released 1..12 tiles + thumbnail
+turn a 4:3 frame into 13 tiles (3328 image tokens), 13x the vision and LLM work of every test step. The reference
+hard-wires 12 in `preparing_for_generation`; ours follows the config: "1b"/"4b" and reference exports keep 12.
 """
 from __future__ import annotations
 
@@ -135,6 +137,7 @@ def _preset_tiny() -> StreamingRVOSConfig:
             num_key_value_heads=2, max_position_embeddings=8192,
         ),
         grounding=GroundingConfig(sam2_variant="hiera-tiny", image_size=128),
+        max_dynamic_patch=1,
         max_new_tokens=8,
     )
 

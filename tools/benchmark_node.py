@@ -95,7 +95,8 @@ class Camera:
 
     def publish(self, t: float) -> None:
         for pub, msg in ((self.pub_info, self.info), (self.pub_depth_info, self.info), (self.pub_depth, self.depth)):
-            pub.publish(set_stamp(msg, t))
+            if pub.get_subscription_count():
+                pub.publish(set_stamp(msg, t))
         self.sent[round(t, 6)] = time.monotonic()
         self.pub_rgb.publish(set_stamp(self.rgb, t))
 
@@ -117,12 +118,12 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_resolution(args, width: int, height: int) -> dict:
+def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
     node_bin = Path(os.environ["VIRTUAL_ENV"]) / "lib" / "strvos_ros" / "strvos_node"
     log = open(Path(tempfile.gettempdir()) / f"strvos_bench_node_{width}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [str(node_bin), "--ros-args", "-p", f"model:={args.model}", "-p", f"device:={args.device}",
-         "-p", "score_threshold:=0.0", "-p", "input.reliability:=reliable", "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
+         "-p", "score_threshold:=0.0", "-p", "input.reliability:=reliable", "-p", f"use_depth:={str(use_depth).lower()}", "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     camera = Camera(width, height)
     try:
@@ -174,6 +175,7 @@ def run_resolution(args, width: int, height: int) -> dict:
         node_cpu = delta["cpu_callbacks_s"] + delta["cpu_worker_besides_model_s"]
         return {
             "resolution": f"{width}x{height}",
+            "depth": "yes" if use_depth else "no",
             "overhead_ms": [1000 * statistics.median(overheads), 1000 * float(np.percentile(overheads, 95))],
             "worker_overhead_ms": 1000 * worker_overhead,
             "cpu_per_frame_ms": 1000 * lockstep_cpu / max(lockstep_frames, 1),
@@ -212,7 +214,7 @@ def table(results: list[dict], args) -> str:
         "# strvos_node overhead and CPU",
         "",
         f"Measured by `tools/benchmark_node.py --model {args.model} --device {args.device} --frames {args.frames} "
-        f"--seconds {args.seconds}` on {hardware()}; no GPU. Node and camera in separate processes over "
+        f"--seconds {args.seconds} --depth-modes {args.depth_modes}` on {hardware()}; no GPU. Node and camera in separate processes over "
         "Fast DDS on loopback with reliable camera QoS (best effort loses most ~1 MB messages here); colour + 16UC1 depth + both CameraInfos per frame, one target, overlay and "
         "markers on.",
         "",
@@ -221,14 +223,14 @@ def table(results: list[dict], args) -> str:
         "tiny CPU model can follow: frames are dropped by design (keep-newest), and the node's own CPU is the "
         "thread CPU time of its callbacks plus the worker outside `session.step`.",
         "",
-        "| resolution | overhead median / p95 (ms) | of which in the worker (ms) | node CPU per frame besides model (ms) | end-to-end latency (ms) | core step (ms) | 30 Hz: published / "
+        "| resolution | depth + pose | overhead median / p95 (ms) | of which in the worker (ms) | node CPU per frame besides model (ms) | end-to-end latency (ms) | core step (ms) | 30 Hz: published / "
         "reached node / processed | drop rate | node CPU per input frame (ms) | node CPU besides model "
         "(share of 1 core) | whole process CPU (cores) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['resolution']} | {r['overhead_ms'][0]:.1f} / {r['overhead_ms'][1]:.1f} | "
+            f"| {r['resolution']} | {r['depth']} | {r['overhead_ms'][0]:.1f} / {r['overhead_ms'][1]:.1f} | "
             f"{r['worker_overhead_ms']:.1f} | {r['cpu_per_frame_ms']:.1f} | {r['latency_ms']:.0f} | "
             f"{r['step_ms']:.0f} | {r['published']} / {r['received']} / {r['processed']} | {r['drop_rate']:.1%} | "
             f"{r['node_cpu_ms_per_input_frame']:.2f} | {r['node_cpu_core_share']:.1%} | "
@@ -245,6 +247,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=10, help="lock-step frames per resolution")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 30 Hz run per resolution")
     parser.add_argument("--resolutions", default="640x480,1280x720")
+    parser.add_argument("--depth-modes", default="on,off", help="run with depth (on) and/or colour only (off)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     args = parser.parse_args()
     rclpy.init()
@@ -252,8 +255,9 @@ def main() -> int:
         results = []
         for spec in args.resolutions.split(","):
             width, height = (int(v) for v in spec.lower().split("x"))
-            results.append(run_resolution(args, width, height))
-            print(results[-1], flush=True)
+            for mode in args.depth_modes.split(","):
+                results.append(run_resolution(args, width, height, mode.strip() == "on"))
+                print(results[-1], flush=True)
     finally:
         rclpy.try_shutdown()
     text = table(results, args)

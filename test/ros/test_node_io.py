@@ -210,6 +210,11 @@ def test_bad_input_is_counted_logged_and_survived(node):
     t_noinfo = next_stamp()
     client.send_frame(t_noinfo, depth=plane_depth(), infos=False)
     client.wait_for_stamp("segmentation", t_noinfo)
+    # Depth of another size and no CameraInfo to scale it with: rejected, no pose.
+    t_size = next_stamp()
+    client.send_frame(t_size, depth=plane_depth(1.0, WIDTH // 2, HEIGHT // 2), infos=False)
+    (target,) = client.wait_for_stamp("segmentation", t_size).targets
+    assert not target.pose_valid
     t_zero = next_stamp()
     info = info_msg(t_zero)
     info.k = [0.0] * 9
@@ -230,10 +235,11 @@ def test_bad_input_is_counted_logged_and_survived(node):
     assert int(values["bad_input.stamp"]) >= 1
     assert int(values["bad_input.camera_info"]) >= 1
     assert int(values["bad_input.depth"]) >= 1
+    assert int(values["bad_input.depth size"]) >= 1
     assert proc.poll() is None
     log = proc.log_path.read_text(errors="replace")
     for needle in ("yuv422", "expected step x height", "zero size", "went backwards", "focal length",
-                   "no CameraInfo"):
+                   "no CameraInfo", "both CameraInfos are needed"):
         assert needle in log, needle
 
 
@@ -279,3 +285,20 @@ def test_burst_of_1000_frames_keeps_only_the_newest(node):
     assert received >= 10  # best effort: DDS itself drops part of a burst on a busy 2-core machine
     assert dropped >= received - len(processed) - 2
     assert proc.poll() is None
+
+
+def test_incompatible_qos_is_warned_and_counted(node):
+    client, proc = node
+    from ros_harness import BEST_EFFORT
+    from std_msgs.msg import String
+
+    before = int(client.diagnostics_values().get("incompatible_qos", 0))
+    publisher = client.node.create_publisher(String, "/strvos/prompt", BEST_EFFORT)  # the node wants reliable
+    try:
+        deadline = time.monotonic() + 30
+        while "incompatible QoS" not in proc.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "no incompatible-QoS warning in the node log"
+            time.sleep(0.2)
+        assert int(client.diagnostics_values()["incompatible_qos"]) > before
+    finally:
+        client.node.destroy_publisher(publisher)

@@ -51,9 +51,9 @@ def build_synthetic_tokenizer(corpus: list[str] | None = None):
     trainer = trainers.BpeTrainer(vocab_size=MAX_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(corpus if corpus is not None else synthetic_corpus(), trainer)
-    fast = Qwen2TokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                              unk_token=None, bos_token=None)
-    fast.add_special_tokens({"additional_special_tokens": CHAT_TOKENS + IMAGE_TOKENS})
+    fast = Qwen2TokenizerFast(tokenizer_object=tok, eos_token=None, pad_token=None, unk_token=None, bos_token=None)
+    fast.add_special_tokens({"additional_special_tokens": CHAT_TOKENS + IMAGE_TOKENS})  # Qwen2's id order
+    fast.eos_token, fast.pad_token = "<|im_end|>", "<|endoftext|>"
     fast.add_tokens(list(REFERENCE_SPECIAL_TOKENS), special_tokens=True)
     fast.model_max_length = 32768
     return fast

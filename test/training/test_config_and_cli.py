@@ -1,0 +1,60 @@
+"""Training configs: the shipped YAML files parse, bad values are named, `strvos train` runs and resumes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from strvos_core.cli.main import main
+from strvos_core.errors import StrvosError
+from strvos_core.training import TrainConfig
+from strvos_core.training.build import model_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_parse(path):
+    config = TrainConfig.from_yaml(path)
+    assert model_config(config.model, 500).language.vocab_size == 500
+
+
+def test_defaults_are_the_reference_recipe():
+    c = TrainConfig()
+    assert (c.lora.rank, c.lora.alpha, c.lora.dropout) == (128, 256.0, 0.05)
+    assert (c.loss.lm_weight, c.loss.bce_weight, c.loss.dice_weight, c.loss.num_points) == (1.0, 2.0, 0.5, 12544)
+    assert (c.optim.lr, c.optim.weight_decay, c.optim.grad_clip) == (4e-5, 0.05, 1.0)
+    assert (c.trainable.vision, c.trainable.llm, c.trainable.sam2_mask_decoder) == ("frozen", "lora", "full")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"optim": {"lr": -1}}, "lr > 0"),
+    ({"trainable": {"llm": "half"}}, "trainable.llm"),
+    ({"data": {"stage": "audio"}}, "data.stage"),
+    ({"data": {"answers": ["Sure."]}}, "exactly one \\[SEG\\]"),
+    ({"data": {"clip_frames": 50}}, "clip_frames"),
+    ({"optimizer": {}}, "unknown sections"),
+    ({"loss": {"weight": 1}}, "unknown keys \\['weight'\\]"),
+    ({"model": {"overrides": {"vision": {"depth": 3}}}}, "model.overrides.vision"),
+])
+def test_bad_values_are_named(data, message):
+    with pytest.raises(StrvosError, match=message):
+        config = TrainConfig.from_dict(data)
+        model_config(config.model, 100)
+
+
+def test_cli_train_then_resume_with_a_changed_config_is_refused(micro_config, tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(micro_config(run={"steps": 1}).to_dict()))))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert "step 1: loss" in capsys.readouterr().out
+    changed = yaml.safe_load(path.read_text())
+    changed["lora"]["rank"] = 2
+    path.write_text(yaml.safe_dump(changed))
+    assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "differs from the one the run started with in ['lora']" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""A run stopped after step 1 and resumed logs exactly the losses of an uninterrupted run (bit for bit); its export (LoRA merged) loads
+through checkpoint.load_model and computes what the training checkpoint computes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from strvos_core.checkpoint import load_model
+from strvos_core.cli.main import main
+from strvos_core.errors import StrvosError
+from strvos_core.training import checkpointing, train
+from strvos_core.training.data import prepare_frame
+from strvos_core.training.forward import TrainingModel
+
+
+def _log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resume_continues_identically_and_export_round_trips(micro_config, tmp_path):
+    config = micro_config(run={"steps": 2})
+    straight = train(config, tmp_path / "straight", progress=False)
+    stopped = train(config, tmp_path / "resumed", stop_after=1, progress=False)
+    assert stopped.steps_done == 1 and [c.name for c in checkpointing.list_checkpoints(tmp_path / "resumed")] == [
+        "step_000001"]
+    with pytest.raises(StrvosError, match="--resume"):
+        train(config, tmp_path / "resumed", progress=False)
+    resumed = train(config, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.steps_done == 2
+    a, b = _log(straight.log_path), _log(resumed.log_path)
+    assert [r["step"] for r in b] == [1, 2]
+    for key in ("loss", "lm", "bce", "dice", "lr", "grad_norm"):
+        assert [r[key] for r in a] == [r[key] for r in b], key
+
+    # export through the CLI; the LoRA update is non-zero, so merging matters
+    trained = checkpointing.load_model(resumed.last_checkpoint)
+    lora_b = [p for n, p in trained.named_parameters() if n.endswith("lora_B")]
+    assert lora_b and any(float(p.detach().abs().max()) > 0 for p in lora_b)
+    export = tmp_path / "export"
+    assert main(["convert", "--checkpoint", str(tmp_path / "resumed"), "--out", str(export)]) == 0
+    exported = load_model(export)
+    assert not any("lora" in k for k in exported.state_dict())
+    assert exported.config == trained.config
+
+    frame = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    prepared = prepare_frame(frame, np.zeros((64, 96), dtype=bool), trained.config)
+    outs = []
+    for model in (trained, exported):
+        runner = TrainingModel(model, config.loss)
+        with torch.no_grad():
+            outs.append(runner.frame_forward(prepared, "the red circle", runner.answer_ids("Sure, [SEG]."), None))
+    torch.testing.assert_close(outs[0].seg_hidden, outs[1].seg_hidden, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(outs[0].low_res_logits, outs[1].low_res_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(outs[0].lm_loss_sum, outs[1].lm_loss_sum, atol=1e-4, rtol=1e-4)
+    greedy = [m.segment(m.encode_frame(frame), "the red circle", None) for m in (trained, exported)]
+    assert greedy[0].text == greedy[1].text and np.array_equal(greedy[0].mask, greedy[1].mask)
+
+
+def test_convert_names_a_bad_checkpoint(tmp_path, capsys):
+    assert main(["convert", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "neither a training checkpoint" in capsys.readouterr().err

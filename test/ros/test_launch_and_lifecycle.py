@@ -89,3 +89,43 @@ def test_lifecycle_transitions(tmp_path):
     text = log.read_text(errors="replace")
     assert code == 0, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
+
+
+def test_compressed_input_with_reliable_subscription(tmp_path):
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from ros_harness import scene_rgb, stamp
+    from sensor_msgs.msg import CompressedImage
+
+    log = tmp_path / "node.log"
+    proc = start_node(log, use_depth=False, compressed_input=True, prompt="the red square",
+                      **{"input.reliability": "reliable"})
+    client = Client()
+    publisher = client.node.create_publisher(CompressedImage, "image/compressed",
+                                             QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        deadline = time.monotonic() + 180
+        while not publisher.get_subscription_count():
+            assert time.monotonic() < deadline, "strvos_node did not subscribe to image/compressed"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(scene_rgb(), cv2.COLOR_RGB2BGR))
+        assert ok
+        msg = CompressedImage(format="png", data=png.tobytes())
+        msg.header.stamp, msg.header.frame_id = stamp(5.0), "cam_optical"
+        publisher.publish(msg)
+        mask = client.wait_for_stamp("mask", 5.0)
+        assert (mask.width, mask.height, mask.header.frame_id) == (64, 48, "cam_optical")
+        garbage = CompressedImage(format="jpeg", data=b"not a jpeg")
+        garbage.header.stamp = stamp(6.0)
+        publisher.publish(garbage)
+        deadline = time.monotonic() + 60
+        while "could not be decoded" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "undecodable CompressedImage was not reported"
+            time.sleep(0.2)
+        assert proc.poll() is None
+    finally:
+        client.close()
+        code = stop_process(proc)
+    text = log.read_text(errors="replace")
+    assert code == 0 and "Traceback" not in text, text[-3000:]

@@ -72,9 +72,8 @@ def start_node(model: str, log_path: Path) -> tuple[subprocess.Popen, str]:
 
 def _launch_importable() -> bool:
     try:
-        import launch_ros  # noqa: F401
-
         import launch  # noqa: F401
+        import launch_ros  # noqa: F401
     except ImportError:
         return False
     return True

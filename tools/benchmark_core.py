@@ -269,6 +269,7 @@ def series_rows(series: Series, mib: bool = True) -> list[str]:
     return rows
 
 
+TITLE = "# strvos_core per-frame benchmark (tools/benchmark_core.py)\n\n"
 TABLE_HEADER = (
     "| backend | preset | frame | n | total p50 (s) | total p95 (s) | fps (p50) | preprocess p50 | vision p50 | "
     "llm p50 | sam2 p50 | peak step (MiB) | peak - idle (MiB) | peak vision | peak llm | peak sam2 |\n"
@@ -306,6 +307,22 @@ def machine_lines(args) -> list[str]:
                  f"transformers {transformers.__version__}")
     if args.device.startswith("cuda"):
         lines.append(f"- GPU: {torch.cuda.get_device_name(torch.device(args.device))}")
+    return lines
+
+
+def tile_lines(args) -> list[str]:
+    from strvos_core.config import preset
+    from strvos_core.processing.tiling import num_tiles
+
+    lines = []
+    for name in args.presets:
+        cfg = preset(name)
+        limit = args.max_dynamic_patch or cfg.max_dynamic_patch
+        tiles = num_tiles(*args.size, cfg.min_dynamic_patch, limit, cfg.use_thumbnail, cfg.tile_size)
+        lines.append(f"- {name}: streaming LLM view {tiles} tile(s) of {cfg.tile_size} per frame "
+                     f"(max_dynamic_patch={limit}{', overridden' if args.max_dynamic_patch else ''}); "
+                     f"offline baseline: one {cfg.tile_size} view for each of the first 5 frames; "
+                     f"SAM 2 {cfg.grounding.sam2_variant} at {cfg.grounding.image_size}")
     return lines
 
 
@@ -350,6 +367,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-dynamic-patch", type=int, default=0,
                         help="override the presets' tile limit (e.g. 12 to run tiny with the released tiling)")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: BACKEND:PRESET in this process
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -384,13 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     meter_unit = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "process RSS high-water mark"
     report = [
-        "# strvos_core per-frame benchmark",
+        f"## {', '.join(args.presets)} on {args.device} ({args.dtype})",
         "",
         f"Command: `{command}`",
         "",
         *machine_lines(args),
         f"- device {args.device}, dtype {args.dtype}, frame {args.size[0]}x{args.size[1]}, one target, "
         f"random weights steered to answer \"[SEG]\"",
+        *tile_lines(args),
         f"- load average (1/5/15 min) before {'/'.join(f'{v:.1f}' for v in load_before)}, "
         f"after {'/'.join(f'{v:.1f}' for v in load_after)}; wall {time.time() - started:.0f} s",
         "",
@@ -400,16 +419,17 @@ def main(argv: list[str] | None = None) -> int:
         TABLE_HEADER,
         *(row for s in all_series for row in series_rows(s)),
         "",
-        "Growth, last measured frame vs. frame 1 (p50 latency; step peak memory above idle):",
-        "",
-        *growth_lines(all_series),
-        "",
     ]
+    growth = growth_lines(all_series)
+    if growth:
+        report += ["Growth, last measured frame vs. frame 1 (p50 latency; step peak memory above idle):", "",
+                   *growth, ""]
     text = "\n".join(report)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        previous = args.out.read_text() + "\n" if args.append and args.out.exists() else TITLE
+        args.out.write_text(previous + text)
     return 0
 
 

@@ -130,7 +130,16 @@ fi
 
 # --- 5. strvos_core, editable, pointing at this clone ----------------------------------------------------
 CORE_KEY="$ROOT $(hash_files "$ROOT/setup.py")"
-if [ "$(cat "$VENV/.strvos-core" 2>/dev/null)" != "$CORE_KEY" ]; then
+# the editable install keeps its metadata in the clone (strvos.egg-info): a fresh clone at the same path needs it again
+core_ok() {
+  [ "$(cat "$VENV/.strvos-core" 2>/dev/null)" = "$CORE_KEY" ] && "$PY" - "$ROOT" <<'EOF_PY' 2>/dev/null
+import importlib.metadata, pathlib, sys
+import strvos_core
+importlib.metadata.distribution("strvos")
+sys.exit(pathlib.Path(strvos_core.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]).resolve())
+EOF_PY
+}
+if ! core_ok; then
   log "pip install -e $ROOT (strvos_core + the strvos command)"
   "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" -c "$CONSTRAINTS" \
     >"$CACHE/logs/core.log" 2>&1 || { tail -30 "$CACHE/logs/core.log" >&2; die "pip install -e failed"; }

@@ -38,7 +38,7 @@ def _merge(base: dict, overrides: dict, where: str = "model.overrides") -> dict:
     for key, value in overrides.items():
         if key not in out:
             raise StrvosError(f"{where}: unknown model config field {key!r}; known: {sorted(out)}")
-        if isinstance(out[key], dict):
+        if isinstance(out[key], dict) and out[key]:  # a config section; an empty dict is a free mapping
             if not isinstance(value, dict):
                 raise StrvosError(f"{where}.{key} must be a mapping")
             out[key] = _merge(out[key], value, f"{where}.{key}")

@@ -1,5 +1,6 @@
 """A micro training config: the real modules (InternViT, Qwen2, SAM 2 hiera-tiny) at the smallest sizes that run
-every mechanism (112 px tiles -> 16 image tokens, SAM 2 at 128, LoRA rank 4, 64 sampled points)."""
+every mechanism (112 px tiles -> 16 image tokens, SAM 2 at 128 with a shrunken Hiera trunk, LoRA rank 4,
+64 sampled points)."""
 from __future__ import annotations
 
 import copy
@@ -7,10 +8,16 @@ import copy
 import pytest
 import torch
 
+SMALL_HIERA = {  # hiera-tiny shrunk (as configs/train/tiny_synthetic.yaml): ~7x cheaper
+    "image_encoder.trunk.embed_dim": 32, "image_encoder.trunk.num_heads": 1,
+    "image_encoder.trunk.stages": [1, 1, 2, 1], "image_encoder.trunk.global_att_blocks": [3],
+    "image_encoder.trunk.window_spec": [8, 4, 4, 4], "image_encoder.trunk.window_pos_embed_bkg_spatial_size": [4, 4],
+    "image_encoder.neck.backbone_channel_list": [256, 128, 64, 32],
+}
 MICRO = {
     "model": {"preset": "tiny", "tokenizer": "synthetic",
-              "overrides": {"vision": {"image_size": 112}, "grounding": {"image_size": 128},
-                            "max_dynamic_patch": 1}},
+              "overrides": {"vision": {"image_size": 112}, "max_dynamic_patch": 1,
+                            "grounding": {"image_size": 128, "sam2_overrides": SMALL_HIERA}}},
     "lora": {"rank": 4, "alpha": 8},
     "loss": {"num_points": 64},
     "optim": {"lr": 2e-3, "grad_accum_steps": 1, "warmup_ratio": 0.0},

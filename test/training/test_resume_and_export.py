@@ -43,7 +43,9 @@ def test_resume_continues_identically_and_export_round_trips(micro_config, tmp_p
     assert main(["convert", "--checkpoint", str(tmp_path / "resumed"), "--out", str(export)]) == 0
     exported = load_model(export)
     assert not any("lora" in k for k in exported.state_dict())
-    assert exported.config == trained.config
+    assert exported.config == trained.config  # incl. max_dynamic_patch and the SAM 2 trunk overrides
+    assert exported.config.grounding.sam2_overrides["image_encoder.trunk.embed_dim"] == 32
+    assert exported.config.max_dynamic_patch == 1
 
     frame = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     prepared = prepare_frame(frame, np.zeros((64, 96), dtype=bool), trained.config)

@@ -1,0 +1,72 @@
+"""Streaming speed of a training config's model, measured on a random build before any training.
+
+    python -m strvos_core.training.speed --config configs/train/tiny_synthetic.yaml [--frames 40] [--size 320x240]
+
+Why random weights: the architecture alone fixes the cost, except for how many tokens the LLM generates; the
+build is steered (modeling/steering.py) to answer "[SEG]<|im_end|>", so every frame runs the LLM, one decode
+step and the SAM 2 decoder, as a trained model answering "[SEG]." does (that answer costs one decode step more).
+The model goes through the real path: export (checkpoint.save_checkpoint), `streamingrvos` backend, session.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+
+
+def measure(config_path: str, frames: int = 40, width: int = 320, height: int = 240, threads: int = 2) -> dict:
+    from strvos_core import backends
+    from strvos_core.checkpoint import save_checkpoint
+    from strvos_core.datasets.synthetic import SyntheticConfig, generate_video
+    from strvos_core.modeling.steering import steer_answer
+    from strvos_core.training import TrainConfig
+    from strvos_core.training.build import build_model
+
+    torch.set_num_threads(threads)
+    config = TrainConfig.from_yaml(config_path)
+    model = build_model(config.model)
+    steer_answer(model.language_model, model.tokenizer, "seg")
+    video = generate_video(0, SyntheticConfig(width=width, height=height, num_frames=max(frames, 8)))
+    with tempfile.TemporaryDirectory() as export:
+        save_checkpoint(model, model.tokenizer, export)
+        backend = backends.create("streamingrvos", model=export)
+    session = backend.start_session({"target": video.expressions[0].text})
+    warmup = 3
+    totals, stages = [], {}
+    for index in range(frames + warmup):
+        began = time.perf_counter()
+        result = session.step(video.frames[index % video.num_frames])
+        elapsed = time.perf_counter() - began
+        if index >= warmup:
+            totals.append(elapsed)
+            for stage, seconds in result.timings.items():
+                stages.setdefault(stage, []).append(seconds)
+    assert result.targets["target"].has_seg
+    median = statistics.median(totals)
+    return {"frames": frames, "size": f"{width}x{height}", "threads": threads, "median_step_s": median,
+            "fps": 1.0 / median, "stages_median_s": {k: statistics.median(v) for k, v in stages.items()},
+            "tiles": model.frame_tiles(width, height), "load_average": os.getloadavg(),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    before = os.getloadavg()
+    report = measure(args.config, args.frames, width, height, args.threads)
+    print(f"load average before {before[0]:.2f}, after {report['load_average'][0]:.2f}")
+    for key, value in report.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

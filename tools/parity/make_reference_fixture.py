@@ -3,7 +3,8 @@
 Re-run (from the repository root):
 
     bash tools/parity/setup_reference_env.sh
-    ~/.cache/strvos-ref/venv/bin/python tools/parity/make_reference_fixture.py   # writes test/fixtures/parity/
+    ~/.cache/strvos-ref/venv/bin/python tools/parity/make_reference_fixture.py --sam2-image-size 256   # -> .../sam256
+    ~/.cache/strvos-ref/venv/bin/python tools/parity/make_reference_fixture.py --sam2-image-size 1024  # -> .../sam1024
 
 It runs in the reference environment (transformers 4.42, torch 2.14 + torchvision), never in the project venv.
 The reference model package is imported from $STRVOS_REF_HOME/pkg/sa2va_ref (exported, CUDA -> CPU patched, by

@@ -11,7 +11,8 @@ Method, per backend and preset:
     fresh session the clip's first k-1 frames and stepping the k-th (the same work as stepping through).
   * latency: the session's own stage timings (preprocess, vision, llm, sam2, total); p50/p95 over the samples.
   * peak memory per window (one step, and each stage inside it): on CPU the process RSS high-water mark
-    (Linux VmHWM, reset through /proc/self/clear_refs before every window), on CUDA
+    (Linux VmHWM, reset through /proc/self/clear_refs before every window; before each measured step glibc's
+    malloc_trim returns cached free memory to the OS, so windows start from live memory), on CUDA
     torch.cuda.max_memory_allocated (reset likewise). Stage windows are the forward calls of the stage's
     modules (vision: InternViT + mlp1; llm: Qwen2 backbone + lm_head; sam2: SAM 2 encoder + prompt encoder +
     mask decoder).
@@ -26,6 +27,7 @@ On a CUDA machine, e.g.:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
 import os
@@ -55,10 +57,20 @@ class RssPeak:
 
     def __init__(self) -> None:
         try:
+            self._malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            self._malloc_trim = None
+        try:
             self.reset()
             self.read()
         except OSError as exc:
             raise SystemExit(f"peak RSS needs Linux /proc/self/clear_refs and /proc/self/status: {exc}") from None
+
+    def trim(self) -> None:
+        """Return the C allocator's free memory to the OS (glibc malloc_trim), so that the next window's RSS
+        starts from live memory instead of whatever earlier steps left cached."""
+        if self._malloc_trim is not None:
+            self._malloc_trim(0)
 
     def reset(self) -> None:
         with open("/proc/self/clear_refs", "w") as f:
@@ -87,6 +99,9 @@ class CudaPeak:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+
+    def trim(self) -> None:
+        """Nothing to do: allocated (not reserved) memory is already live memory."""
 
     def reset(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -170,6 +185,7 @@ def make_clip(count: int, width: int, height: int, seed: int = 0) -> list[np.nda
 
 
 def timed_step(session, frame: np.ndarray, probe: StagePeaks) -> Sample:
+    probe.meter.trim()
     probe.start_step()
     result = session.step(frame)
     peak, stages = probe.end_step()
@@ -183,9 +199,10 @@ def measure_streaming(backend, probe: StagePeaks, clip: list[np.ndarray], frames
     for _ in range(repeats):
         session = backend.start_session({"target": EXPRESSION})
         for index, frame in enumerate(clip[: max(frames)], start=1):
-            sample = timed_step(session, frame, probe)
             if index in frames:
-                series.samples.setdefault(index, []).append(sample)
+                series.samples.setdefault(index, []).append(timed_step(session, frame, probe))
+            else:
+                session.step(frame)
 
 
 def measure_offline(backend, probe: StagePeaks, clip: list[np.ndarray], frames: list[int], repeats: int,
@@ -209,6 +226,7 @@ def run_backend(name: str, preset: str, args, clip: list[np.ndarray], frames: li
     try:
         # Warm-up on another expression: frame 1 below still pays its own prompt's tokenisation.
         backend.start_session({"warmup": WARMUP_EXPRESSION}).step(clip[0])
+        meter.trim()
         series = Series(name, preset, meter.current())
         measure = measure_streaming if name == "streamingrvos" else measure_offline
         measure(backend, probe, clip, frames, repeats, series)

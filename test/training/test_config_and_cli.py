@@ -58,3 +58,22 @@ def test_cli_train_then_resume_with_a_changed_config_is_refused(micro_config, tm
     assert "differs from the one the run started with in ['lora']" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_tiny_synthetic_model_exports_and_streams(tmp_path):
+    """The shipped tiny config builds, survives the export format (trunk overrides, one tile) and streams."""
+    import numpy as np
+
+    from strvos_core.checkpoint import load_model, save_checkpoint
+    from strvos_core.training.build import build_model
+
+    config = TrainConfig.from_yaml(Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny_synthetic.yaml")
+    model = build_model(config.model)
+    save_checkpoint(model, model.tokenizer, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.config == model.config and loaded.frame_tiles(320, 240) == 1
+    assert len(loaded.tokenizer) == loaded.config.language.vocab_size
+    frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    features = loaded.encode_frame(frame)
+    assert features.image_tokens.shape == (36, 256)
+    assert features.sam.image_embed.shape[-2:] == (10, 10)  # 160 px / 16

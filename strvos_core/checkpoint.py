@@ -180,6 +180,7 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
             grounding=GroundingConfig(
                 sam2_variant=extension.get("sam2_variant", "hiera-large"),
                 image_size=extension.get("sam2_image_size", 1024),
+                sam2_overrides=extension.get("sam2_overrides", {}),
             ),
             downsample_ratio=data.get("downsample_ratio", 0.5),
             ps_version=data.get("ps_version", "v2"),
@@ -229,7 +230,11 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
         "use_backbone_lora": 0, "use_llm_lora": 0, "pad2square": False, "tie_word_embeddings": False,
         "strvos": {
             "sam2_variant": config.grounding.sam2_variant, "sam2_image_size": config.grounding.image_size,
+            "sam2_overrides": config.grounding.sam2_overrides,
             "max_new_tokens": config.max_new_tokens,
+            # read back by config_from_reference (the top-level fields are ignored: the reference hard-wires them)
+            "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,
+            "use_thumbnail": config.use_thumbnail,
         },
     }
 
@@ -294,7 +299,7 @@ def load_export(directory: Path, device: str | torch.device = "cpu", dtype: str 
         raise StrvosError(f"{config_path} is not valid JSON: {exc}") from None
     config = config_from_reference(data)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)  # export has auto_map: no prompt
     except Exception as exc:
         raise StrvosError(f"cannot load the tokenizer in {directory}: {type(exc).__name__}: {exc}") from None
     state = reference_to_ours(read_state_dict(directory))

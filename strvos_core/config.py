@@ -65,12 +65,17 @@ class GroundingConfig:
 
     sam2_variant: str = "hiera-large"
     image_size: int = 1024
+    # Extra hydra overrides of the variant's `model` config, e.g. {"image_encoder.trunk.embed_dim": 32}: lets a
+    # small CPU model shrink the Hiera trunk (the smallest released one, hiera-tiny, costs > 100 ms per frame).
+    sam2_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sam2_variant not in SAM2_VARIANTS:
             raise StrvosError(f"unknown sam2_variant {self.sam2_variant!r}; choose one of {sorted(SAM2_VARIANTS)}")
         if self.image_size % 32 or self.image_size < 128:
             raise StrvosError(f"SAM 2 image_size must be a multiple of 32 and >= 128, got {self.image_size}")
+        if not isinstance(self.sam2_overrides, dict) or not all(isinstance(k, str) for k in self.sam2_overrides):
+            raise StrvosError(f"sam2_overrides must map config paths to values, got {self.sam2_overrides!r}")
 
 
 @dataclass

@@ -9,6 +9,7 @@ and the mask with the highest predicted IoU is kept: low-res logits of image_siz
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
@@ -25,8 +26,9 @@ def build_sam2_model(config: GroundingConfig) -> nn.Module:
     from omegaconf import OmegaConf
 
     # What sam2.build_sam.build_sam2 does, minus its checkpoint loading and `.to(device)`.
+    extra = [f"++model.{key}={json.dumps(value)}" for key, value in config.sam2_overrides.items()]
     cfg = compose(config_name=SAM2_VARIANTS[config.sam2_variant],
-                  overrides=[f"++model.image_size={config.image_size}"])
+                  overrides=[f"++model.image_size={config.image_size}", *extra])
     OmegaConf.resolve(cfg)
     return instantiate(cfg.model, _recursive_=True).eval()
 
@@ -58,6 +60,10 @@ class GroundingModel(nn.Module):
     @torch.no_grad()
     def encode_image(self, image: torch.Tensor) -> ImageFeatures:
         """[1, 3, S, S] normalised image -> features (the reference's `forward_image` + no-memory conditioning)."""
+        return self.image_features(image)
+
+    def image_features(self, image: torch.Tensor) -> ImageFeatures:
+        """`encode_image` with autograd left as the caller set it (training a trainable image encoder)."""
         sam = self.sam2_model
         backbone_out = sam.forward_image(image)
         _, feats, _, sizes = sam._prepare_backbone_features(backbone_out)
@@ -70,6 +76,10 @@ class GroundingModel(nn.Module):
     @torch.no_grad()
     def decode(self, features: ImageFeatures, language_embedding: torch.Tensor) -> MaskPrediction:
         """One [1, 256] language embedding -> the best of three masks (reference `_forward_sam_heads`)."""
+        return self.predict_mask(features, language_embedding)
+
+    def predict_mask(self, features: ImageFeatures, language_embedding: torch.Tensor) -> MaskPrediction:
+        """`decode` with autograd left as the caller set it (training: gradients reach the prompt and decoder)."""
         sam = self.sam2_model
         device = features.image_embed.device
         coords = torch.zeros(1, 1, 2, device=device)

@@ -1,6 +1,8 @@
 """sensor_msgs / geometry_msgs <-> numpy, with the checks in strvos_core.realtime.encodings (no cv_bridge)."""
 from __future__ import annotations
 
+import array
+
 import numpy as np
 from geometry_msgs.msg import PoseStamped, Vector3
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
@@ -37,17 +39,27 @@ def intrinsics_from_msg(msg: CameraInfo, name: str) -> np.ndarray:
     return check_intrinsics(np.asarray(msg.k, dtype=np.float64).reshape(3, 3), name)
 
 
+def _byte_array(pixels: np.ndarray) -> array.array:
+    """The bytes of a uint8 array as the array.array('B') an Image's data field holds, in one copy (passing
+    bytes or a numpy array to the message constructor costs one more copy, or a per-element loop)."""
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8))
+    return data
+
+
 def mask_msg(mask: np.ndarray, header: Header) -> Image:
     """mono8 Image, 255 inside the mask, lossless, the input's header and size."""
     height, width = mask.shape
-    return Image(header=header, height=height, width=width, encoding="mono8", is_bigendian=0, step=width,
-                 data=mask_to_mono8(mask))
+    msg = Image(header=header, height=height, width=width, encoding="mono8", is_bigendian=0, step=width)
+    msg.data = _byte_array(mask_to_mono8(mask))
+    return msg
 
 
 def rgb_msg(rgb: np.ndarray, header: Header) -> Image:
     height, width = rgb.shape[:2]
-    return Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
-                 data=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    msg = Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
+    msg.data = _byte_array(rgb)
+    return msg
 
 
 def roi_msg(bbox: tuple[int, int, int, int]) -> RegionOfInterest:

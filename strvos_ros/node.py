@@ -24,7 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -39,13 +39,14 @@ from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
 from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
-from strvos_core.realtime.stats import LatencyStats, RateMeter
+from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
 from strvos_core.realtime.tracking import TargetTracker
 from strvos_ros import conversions, parameters, visuals
 
 DEFAULT_TARGET = "default"
 MAX_PENDING_COMMANDS = 64
+IDLE_WAIT_S = 0.5                       # longest worker sleep without news (stop() wakes it anyway)
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
@@ -59,6 +60,7 @@ class Job:
     depth: Image | None = None
     color_info: CameraInfo | None = None
     depth_info: CameraInfo | None = None
+    submitted: float = 0.0               # time.monotonic() when matched and handed to the worker
 
 
 @dataclass
@@ -102,6 +104,7 @@ class StrvosNode(LifecycleNode):
         self._inference = LatencyStats()
         self._overhead = LatencyStats()              # worker wall time per frame besides the model step
         self._cpu_seconds: collections.Counter = collections.Counter()  # thread CPU besides the model
+        self._stages = StageStats()                  # wall / CPU per stage of a frame (see _process_frame)
         self._last_frame_stamp: float | None = None
         self._frames = 0
         self._step_cpu = self._step_wall = 0.0      # of the frame in flight (worker thread only)
@@ -145,8 +148,6 @@ class StrvosNode(LifecycleNode):
         self._subscribe()
         self._timers.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
                                               callback_group=self._timer_group))
-        if secondaries:
-            self._timers.append(self.create_timer(0.02, self._poll_matcher, callback_group=self._io_group))
         self._stop.clear()
         self._slot.reopen()
         self._worker = threading.Thread(target=self._run_worker, name="strvos-inference", daemon=True)
@@ -204,11 +205,13 @@ class StrvosNode(LifecycleNode):
         camera = QoSProfile(depth=s.input_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
         overrides = QoSOverridingOptions.with_default_policies()
 
-        def sub(msg_type, topic, callback, qos):
+        def sub(msg_type, topic, callback, qos, stage: str | None = None):
             events = SubscriptionEventCallbacks(incompatible_qos=lambda info, t=topic: self._qos_warning(t, info))
 
-            def timed(msg, callback=callback):
+            def timed(msg, info):
                 started = time.thread_time()
+                if stage is not None:
+                    self._record_arrival(stage, info)
                 try:
                     callback(msg)
                 finally:
@@ -219,16 +222,25 @@ class StrvosNode(LifecycleNode):
                 qos_overriding_options=overrides))
 
         if s.compressed_input:
-            sub(CompressedImage, "image/compressed", self._on_image, camera)
+            sub(CompressedImage, "image/compressed", self._on_image, camera, "image")
         else:
-            sub(Image, "image", self._on_image, camera)
+            sub(Image, "image", self._on_image, camera, "image")
         if s.use_depth:
-            sub(Image, "depth", self._on_depth, camera)
+            sub(Image, "depth", self._on_depth, camera, "depth")
             sub(CameraInfo, "camera_info", lambda m: self._on_secondary("color_info", m), camera)
             sub(CameraInfo, "depth_camera_info", lambda m: self._on_secondary("depth_info", m), camera)
         prompts = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
         sub(String, "/strvos/prompt", self._on_prompt, prompts)
         sub(TargetCommand, "~/targets", self._on_target_command, prompts)
+
+    def _record_arrival(self, stage: str, info) -> None:
+        """DDS transport (publish -> received by the middleware) and executor dispatch (received -> this
+        callback, including taking and converting the message) of one message; system-clock nanoseconds."""
+        now = time.time_ns()
+        source, received = info.get("source_timestamp", 0), info.get("received_timestamp", 0)
+        if source > 0 and received >= source:
+            self._stages.add(f"{stage}_transport", (received - source) * 1e-9)
+            self._stages.add(f"{stage}_dispatch", max(now - received, 0) * 1e-9)
 
     def _stop_io(self, join_timeout: float = 30.0) -> None:
         self._stop.set()
@@ -279,7 +291,10 @@ class StrvosNode(LifecycleNode):
             if self._matcher.resets > resets:
                 self._warn("time_jump", "stamps jumped back in time (bag loop?): restarting the video state")
                 self._queue_command(("reset", "", ""))
+            waiting = self._matcher.next_deadline() is not None
         self._submit(matches)
+        if waiting:
+            self._slot.wake()  # the worker sleeps until this frame's sync deadline (see _poll_matcher)
 
     def _on_depth(self, msg: Image) -> None:
         try:
@@ -300,16 +315,27 @@ class StrvosNode(LifecycleNode):
                 self._bad_input("stamp", f"{name} stamp went backwards: message dropped")
         self._submit(matches)
 
-    def _poll_matcher(self) -> None:
+    def _poll_matcher(self) -> float:
+        """Hand over colour frames whose depth wait timed out; returns how long the worker may sleep.
+
+        Arriving messages complete matches themselves; this runs on the worker thread only for timeouts,
+        exactly when the oldest frame's wait expires (no fixed-period timer: no latency, no idle wake-ups)."""
+        now = time.monotonic()
         with self._sync_lock:
-            matches = self._matcher.poll(time.monotonic())
+            if self._matcher is None:
+                return IDLE_WAIT_S
+            matches = self._matcher.poll(now)
+            deadline = self._matcher.next_deadline()
         self._submit(matches)
+        return IDLE_WAIT_S if deadline is None else min(max(deadline - now, 0.0), IDLE_WAIT_S)
 
     def _submit(self, matches) -> None:
         for match in matches:
             msg, received = match.primary
+            now = time.monotonic()
             job = Job(msg.header, msg, received, match.secondaries.get("depth"),
-                      match.secondaries.get("color_info"), match.secondaries.get("depth_info"))
+                      match.secondaries.get("color_info"), match.secondaries.get("depth_info"), now)
+            self._stages.add("sync_wait", now - received)
             if self._slot.put(job):
                 self._count("dropped_frames")
 
@@ -347,7 +373,7 @@ class StrvosNode(LifecycleNode):
     # ------------------------------------------------------------------ worker thread
     def _run_worker(self) -> None:
         while not self._stop.is_set():
-            job = self._slot.take(timeout=0.1)
+            job = self._slot.take(timeout=self._poll_matcher())
             if job is None:
                 continue
             started = time.monotonic()
@@ -419,6 +445,7 @@ class StrvosNode(LifecycleNode):
         if self._session is None:
             return
         cpu_started, wall_started = time.thread_time(), time.monotonic()
+        self._stages.add("slot_wait", wall_started - job.submitted)
         self._step_cpu = self._step_wall = 0.0
         try:
             self._process_frame(job)
@@ -432,12 +459,15 @@ class StrvosNode(LifecycleNode):
 
     def _process_frame(self, job: Job) -> None:
         header = job.header
+        laps = self._stages.timer()
         self._apply_commands(header)
+        laps.lap("commands")
         try:
             rgb = conversions.rgb_from_msg(job.image)
         except ValueError as exc:
             self._bad_input("colour image", str(exc))
             return
+        laps.lap("decode")
         stamp = conversions.stamp_seconds(header)
         if self._targets:
             step_cpu, step_wall = time.thread_time(), time.monotonic()
@@ -448,8 +478,14 @@ class StrvosNode(LifecycleNode):
         else:
             step_time, results = 0.0, {}
         self._inference.add(step_time)
+        laps.lap("step")
         depth = self._depth_for(job, rgb.shape[:2]) if self.settings.use_depth else None
         estimator = self._pose_estimator()
+        laps.lap("depth")
+        # Outputs nobody subscribes to are neither built nor published (overlay and markers cost the most).
+        listened = {name: publisher.get_subscription_count() > 0 for name, publisher in self._pubs.items()}
+        want_overlay = self.settings.publish_overlay and listened["~/overlay"]
+        want_markers = self.settings.publish_markers and listened["~/markers"]
         out = SegmentationArray(header=header, inference_time=step_time)
         overlay_items, markers = [], MarkerArray(markers=[visuals.delete_all(header)])
         for target_id, target in self._targets.items():
@@ -457,39 +493,55 @@ class StrvosNode(LifecycleNode):
             if res is None:
                 continue
             mask = np.asarray(res.mask, dtype=bool)
-            area = int(mask.sum())
+            area = int(np.count_nonzero(mask))
             state = target.tracker.update(area, float(res.score), self.settings.score_threshold)
             target.last_score = float(res.score)
+            mask_subscribers = [publisher for publisher in (target.mask_pub, self._pubs["~/mask"]
+                                                            if target_id == DEFAULT_TARGET else None)
+                                if publisher is not None and publisher.get_subscription_count() > 0]
+            want_pose = listened["~/segmentation"] or want_markers or (
+                target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0)
             seg = TargetSegmentation(header=header, target_id=target_id, prompt=target.prompt,
                                      score=float(res.score), state=int(state), has_seg=bool(res.has_seg),
-                                     mask=conversions.mask_msg(mask, header), mask_area=area,
-                                     bbox=conversions.roi_msg(mask_bbox(mask)))
+                                     mask_area=area, bbox=conversions.roi_msg(mask_bbox(mask)))
+            if listened["~/segmentation"] or mask_subscribers:
+                seg.mask = conversions.mask_msg(mask, header)
             seg.pose.header = header
             seg.pose.pose.orientation.w = 1.0
-            if depth is not None and area:
+            laps.lap("messages")
+            if depth is not None and area and want_pose:
                 depth_m, K, on_depth_grid = depth
                 estimate = estimator.estimate(on_depth_grid(mask), depth_m, K)
+                laps.lap("pose")
                 seg.pose = conversions.pose_msg(estimate, header)
                 seg.pose_valid, seg.orientation_valid = estimate.position_valid, estimate.orientation_valid
                 seg.extent, seg.depth_points = conversions.extent_msg(estimate), estimate.num_points
                 if estimate.position_valid:
-                    if target.pose_pub is not None:
+                    if target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0:
                         target.pose_pub.publish(seg.pose)
-                    if self.settings.publish_markers:
+                    if want_markers:
                         markers.markers += visuals.target_markers(
                             header, target.index, target_id, seg.pose, seg.extent, colour_for(target.index),
                             estimate.orientation_valid)
             out.targets.append(seg)
-            target.mask_pub.publish(seg.mask)
-            if target_id == DEFAULT_TARGET:
-                self._pubs["~/mask"].publish(seg.mask)
-            overlay_items.append((target_id, mask, colour_for(target.index)))
-        self._pubs["~/segmentation"].publish(out)
-        if self.settings.publish_overlay:
+            laps.lap("messages")
+            for publisher in mask_subscribers:
+                publisher.publish(seg.mask)
+            if want_overlay:
+                overlay_items.append((target_id, mask, colour_for(target.index)))
+            laps.lap("publish")
+        if listened["~/segmentation"]:
+            self._pubs["~/segmentation"].publish(out)
+            laps.lap("publish")
+        if want_overlay:
             overlay = draw_overlay(rgb, overlay_items, self.settings.overlay_alpha)
+            laps.lap("overlay")
             self._pubs["~/overlay"].publish(conversions.rgb_msg(overlay, header))
-        if self.settings.publish_markers:
+            laps.lap("publish_overlay")
+        if want_markers:
             self._pubs["~/markers"].publish(markers)
+            laps.lap("publish")
+        laps.finish()
         now = time.monotonic()
         self._latency.add(now - job.received)
         self._processed_rate.tick(now)
@@ -599,6 +651,7 @@ class StrvosNode(LifecycleNode):
             "overhead_p95_s": self._overhead.summary()["p95"],
             "cpu_callbacks_s": self._cpu_seconds["callbacks"],
             "cpu_worker_besides_model_s": self._cpu_seconds["worker"],
+            **{f"stage.{key}": value for key, value in self._stages.summary().items()},
             "frames_received": self._input_rate.total, "frames_processed": self._frames,
             "dropped_frames": self._slot.dropped + sync_dropped,
             **{key: value for key, value in sorted(counts.items()) if key != "dropped_frames"},
@@ -616,10 +669,20 @@ class StrvosNode(LifecycleNode):
         publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
 
 
+def make_executor(kind: str):
+    """The executor that runs the callbacks. They only check and queue messages (the model runs on the worker
+    thread), so one thread is enough, and it spends less Python (GIL time taken from the inference thread) per
+    message than the multi-threaded executor's thread-pool hand-over. (rclpy's experimental EventsExecutor
+    hung serving the lifecycle services here, so it is not offered.)"""
+    if kind == "single_threaded":
+        return SingleThreadedExecutor()
+    return MultiThreadedExecutor(num_threads=3)
+
+
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = StrvosNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = make_executor(node.settings.executor)
     executor.add_node(node)
     exit_code = 0
     try:

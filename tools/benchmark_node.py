@@ -152,6 +152,8 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
             time.sleep(0.2)
         time.sleep(1.0)  # one more diagnostics period
         worker_overhead = float(camera.diagnostics.get("overhead_mean_s", "nan"))
+        stages = {key[len("stage."):]: float(value) for key, value in camera.diagnostics.items()
+                  if key.startswith("stage.")}
         lockstep_cpu = sum(float(camera.diagnostics[key]) - float(lockstep_before[key])
                            for key in ("cpu_callbacks_s", "cpu_worker_besides_model_s"))
         lockstep_frames = float(camera.diagnostics["frames_processed"]) - float(lockstep_before["frames_processed"])
@@ -176,6 +178,7 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
         return {
             "resolution": f"{width}x{height}",
             "depth": "yes" if use_depth else "no",
+            "stages": stages,
             "overhead_ms": [1000 * statistics.median(overheads), 1000 * float(np.percentile(overheads, 95))],
             "worker_overhead_ms": 1000 * worker_overhead,
             "cpu_per_frame_ms": 1000 * lockstep_cpu / max(lockstep_frames, 1),
@@ -214,7 +217,10 @@ def table(results: list[dict], args) -> str:
         "# strvos_node overhead and CPU",
         "",
         f"Measured by `tools/benchmark_node.py --model {args.model} --device {args.device} --frames {args.frames} "
-        f"--seconds {args.seconds} --depth-modes {args.depth_modes}` on {hardware()}; no GPU. Node and camera in separate processes over "
+        f"--seconds {args.seconds} --resolutions {args.resolutions} --depth-modes {args.depth_modes}"
+        + (f" --fastdds-profile {args.fastdds_profile}" if args.fastdds_profile else "")
+        + f"` on {hardware()}; no GPU; load average (1 min) {args.load[0]:.2f} at the start, {args.load[1]:.2f} at "
+        "the end. Node and camera in separate processes over "
         "Fast DDS on loopback with reliable camera QoS (best effort loses most ~1 MB messages here); colour + 16UC1 depth + both CameraInfos per frame, one target, overlay and "
         "markers on.",
         "",
@@ -237,7 +243,37 @@ def table(results: list[dict], args) -> str:
             f"{r['process_cpu_core_share']:.2f} |"
         )
     lines += ["", "Target: overhead < 5 ms per frame at 640x480.", ""]
+    lines += stage_table(results)
     return "\n".join(lines)
+
+
+# (stage key, column title); see StrvosNode._record_arrival / _submit / _process_frame
+STAGES = [
+    ("image_transport", "colour DDS"), ("image_dispatch", "colour take + executor"),
+    ("depth_transport", "depth DDS"), ("depth_dispatch", "depth take + executor"),
+    ("sync_wait", "sync wait"), ("slot_wait", "slot -> worker"), ("commands", "commands"), ("decode", "decode"),
+    ("depth", "depth to metres"), ("messages", "mask + messages"), ("pose", "pose"), ("publish", "publish"),
+    ("overlay", "overlay"), ("publish_overlay", "publish overlay"),
+]
+
+
+def stage_table(results: list[dict]) -> list[str]:
+    """Lock-step per-stage medians: wall ms (thread CPU ms where measured); '-' where a stage did not run."""
+    lines = [
+        "Where the time goes (lock-step frames, median wall ms per frame, thread CPU ms in brackets; DDS = "
+        "source -> receive timestamps of the middleware, take + executor = receive -> the node's callback, "
+        "sync wait = colour callback -> matched with depth, slot -> worker = matched -> the worker picks it up):",
+        "",
+        "| resolution | depth + pose | " + " | ".join(title for _, title in STAGES) + " |",
+        "|---|---|" + "---|" * len(STAGES),
+    ]
+    for r in results:
+        cells = []
+        for key, _ in STAGES:
+            wall, cpu = r["stages"].get(f"{key}_ms"), r["stages"].get(f"{key}_cpu_ms")
+            cells.append("-" if wall is None else f"{wall:.1f}" + ("" if cpu is None else f" ({cpu:.1f})"))
+        lines.append(f"| {r['resolution']} | {r['depth']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def main() -> int:
@@ -249,8 +285,15 @@ def main() -> int:
     parser.add_argument("--resolutions", default="640x480,1280x720")
     parser.add_argument("--depth-modes", default="on,off", help="run with depth (on) and/or colour only (off)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--fastdds-profile", type=Path, default=None,
+                        help="Fast DDS XML profile for the camera and the node (e.g. config/fastdds_large_images.xml)")
     args = parser.parse_args()
+    if args.fastdds_profile is not None:
+        if not args.fastdds_profile.is_file():
+            parser.error(f"--fastdds-profile {args.fastdds_profile} is not a file")
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(args.fastdds_profile.resolve())  # before rclpy.init
     rclpy.init()
+    load_before = os.getloadavg()[0]
     try:
         results = []
         for spec in args.resolutions.split(","):
@@ -260,6 +303,7 @@ def main() -> int:
                 print(results[-1], flush=True)
     finally:
         rclpy.try_shutdown()
+    args.load = (load_before, os.getloadavg()[0])
     text = table(results, args)
     print(text)
     if args.out:

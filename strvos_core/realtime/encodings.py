@@ -88,6 +88,6 @@ def decode_compressed(data) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def mask_to_mono8(mask: np.ndarray) -> bytes:
-    """A boolean mask as mono8 bytes (255 inside, 0 outside), row-major, step = width."""
-    return (np.asarray(mask, dtype=bool).astype(np.uint8) * 255).tobytes()
+def mask_to_mono8(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask as a contiguous mono8 array (255 inside, 0 outside), row-major, step = width."""
+    return np.multiply(np.asarray(mask, dtype=bool).view(np.uint8), np.uint8(255), dtype=np.uint8)

@@ -15,6 +15,7 @@ class LatestSlot:
         self._item: Any = None
         self._full = False
         self._closed = False
+        self._woken = False
         self.dropped = 0
         self.accepted = 0
 
@@ -29,13 +30,21 @@ class LatestSlot:
             return replaced
 
     def take(self, timeout: float | None = None) -> Any:
-        """The newest item (waiting up to ``timeout`` s), or None on timeout or after close()."""
+        """The newest item (waiting up to ``timeout`` s), or None on timeout, wake() or after close()."""
         with self._condition:
-            self._condition.wait_for(lambda: self._full or self._closed, timeout)
+            self._condition.wait_for(lambda: self._full or self._closed or self._woken, timeout)
+            self._woken = False
             if not self._full:
                 return None
             item, self._item, self._full = self._item, None, False
             return item
+
+    def wake(self) -> None:
+        """Make a waiting (or the next) take() return now, with None when no item is there: lets the
+        producer tell the consumer that its reasons for waiting changed (e.g. a new deadline)."""
+        with self._condition:
+            self._woken = True
+            self._condition.notify()
 
     def clear(self) -> bool:
         """Drop a waiting item (e.g. on deactivate); returns whether there was one."""

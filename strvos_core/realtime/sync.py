@@ -87,6 +87,13 @@ class ApproximateTimeMatcher:
             matches.append(Match(pending.stamp, pending.item, secondaries, missing))
         return matches
 
+    def next_deadline(self) -> float | None:
+        """When the oldest waiting primary times out (same clock as ``now``), or None when none waits.
+
+        Messages arriving decide matches on their own (push/push_primary return them); only a timeout needs
+        a ``poll`` at this time, so a consumer can sleep until then instead of polling on a fixed period."""
+        return self._primary[0].arrival + self.max_wait if self._primary else None
+
     def reset(self) -> None:
         self._primary.clear()
         for buffer in self._buffers.values():

@@ -18,7 +18,7 @@ from strvos_core.realtime.encodings import (
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.masks import draw_overlay, mask_bbox
 from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
-from strvos_core.realtime.stats import LatencyStats, RateMeter
+from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
 from strvos_core.realtime.tracking import TargetTracker, TrackingState
 
@@ -80,7 +80,10 @@ def test_compressed_round_trip_and_garbage():
 def test_mask_bytes_and_bbox():
     mask = np.zeros((6, 8), bool)
     mask[2:4, 3:7] = True
-    assert mask_to_mono8(mask) == (mask.astype(np.uint8) * 255).tobytes()
+    mono8 = mask_to_mono8(mask)
+    assert mono8.dtype == np.uint8 and mono8.flags.c_contiguous
+    assert mono8.tobytes() == (mask.astype(np.uint8) * 255).tobytes()
+    assert mask_to_mono8(mask[:, ::2]).tobytes() == (mask[:, ::2].astype(np.uint8) * 255).tobytes()
     assert mask_bbox(mask) == (3, 2, 4, 2)
     assert mask_bbox(np.zeros((3, 3), bool)) == (0, 0, 0, 0)
 
@@ -112,6 +115,20 @@ def test_matcher_pairs_by_stamp_and_waits_only_when_useful():
     assert gone.missing == ["depth"]
 
 
+def test_matcher_deadline_is_when_the_oldest_waiting_frame_times_out():
+    m = ApproximateTimeMatcher(["depth"], tolerance=0.01, max_wait=0.1)
+    m.push("depth", 1.0, "d0", now=0.0)
+    assert m.next_deadline() is None
+    assert m.push_primary(1.5, "c1", now=2.0) == [] and m.push_primary(1.6, "c2", now=2.05) == []
+    assert m.next_deadline() == pytest.approx(2.1)
+    assert m.poll(now=2.099) == []  # just before the deadline nothing is decided by time
+    (first,) = m.poll(now=m.next_deadline())
+    assert first.primary == "c1" and first.missing == ["depth"]
+    assert m.next_deadline() == pytest.approx(2.15)
+    (second,) = m.push("depth", 1.6, "d2", now=2.06)  # a message decides without waiting for the deadline
+    assert second.secondaries == {"depth": "d2"} and m.next_deadline() is None
+
+
 def test_matcher_refuses_backwards_stamps_and_resets_on_big_jumps():
     m = ApproximateTimeMatcher([], tolerance=0.01)
     assert len(m.push_primary(5.0, "a", 0)) == 1
@@ -130,6 +147,41 @@ def test_latest_slot_keeps_newest_and_counts_drops():
     slot.close()
     worker.join(2)
     assert got == [None]
+
+
+def test_latest_slot_wake_interrupts_one_wait_without_an_item():
+    slot = LatestSlot()
+    got = []
+    worker = threading.Thread(target=lambda: got.append((slot.take(5), time.monotonic())))
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.05)
+    slot.wake()
+    worker.join(2)
+    assert got[0][0] is None and got[0][1] - started < 2
+    slot.wake()  # a wake with no waiter is remembered once, then take() waits again
+    assert slot.take(5) is None and slot.take(0.01) is None
+    slot.put("frame")
+    assert slot.take(0) == "frame" and slot.dropped == 0
+
+
+def test_stage_stats_add_laps_per_frame_and_report_medians():
+    stats = StageStats()
+    for frame in range(3):
+        laps = stats.timer()
+        sum(range(20000 * (frame + 1)))
+        laps.lap("work")
+        laps.lap("publish")
+        laps.lap("publish")  # a second lap of one stage adds to it within the frame
+        laps.finish()
+    stats.add("sync_wait", 0.004)
+    stats.add("sync_wait", 0.010)
+    stats.add("sync_wait", 0.002)
+    summary = stats.summary()
+    assert summary["sync_wait_ms"] == pytest.approx(4.0) and "sync_wait_cpu_ms" not in summary
+    assert 0 < summary["work_cpu_ms"] <= summary["work_ms"] + 1.0
+    assert summary["publish_ms"] < summary["work_ms"]
+    assert set(summary) == {"sync_wait_ms", "work_ms", "work_cpu_ms", "publish_ms", "publish_cpu_ms"}
 
 
 def test_tracking_states():

@@ -14,14 +14,3 @@ os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
 os.environ.pop("ROS_STATIC_PEERS", None)
 os.environ.pop("ROS_DISCOVERY_SERVER", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture
-def ros_domain_id(monkeypatch) -> int:
-    """A fresh random ROS_DOMAIN_ID for one test (and the processes it starts)."""
-    domain = random.SystemRandom().randint(101, 200) % 232
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return domain

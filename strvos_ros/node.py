@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -24,7 +25,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -46,6 +47,7 @@ from strvos_ros import conversions, parameters, visuals
 
 DEFAULT_TARGET = "default"
 MAX_PENDING_COMMANDS = 64
+GIL_SWITCH_INTERVAL_S = 0.0005
 IDLE_WAIT_S = 0.5                       # longest worker sleep without news (stop() wakes it anyway)
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
@@ -61,6 +63,7 @@ class Job:
     color_info: CameraInfo | None = None
     depth_info: CameraInfo | None = None
     submitted: float = 0.0               # time.monotonic() when matched and handed to the worker
+    received_ns: int = 0                 # system time (ns) the middleware received the colour image
 
 
 @dataclass
@@ -213,7 +216,10 @@ class StrvosNode(LifecycleNode):
                 if stage is not None:
                     self._record_arrival(stage, info)
                 try:
-                    callback(msg)
+                    if stage == "image":
+                        callback(msg, info.get("received_timestamp") or time.time_ns())
+                    else:
+                        callback(msg)
                 finally:
                     self._add_cpu("callbacks", time.thread_time() - started)
 
@@ -267,7 +273,7 @@ class StrvosNode(LifecycleNode):
         self._pubs.clear()
 
     # ------------------------------------------------------------------ input callbacks (executor threads)
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, received_ns: int) -> None:
         now = time.monotonic()
         self._input_rate.tick(now)
         try:
@@ -285,7 +291,7 @@ class StrvosNode(LifecycleNode):
         with self._sync_lock:
             backwards = self._matcher.backwards
             resets = self._matcher.resets
-            matches = self._matcher.push_primary(stamp, (msg, now), now)
+            matches = self._matcher.push_primary(stamp, (msg, now, received_ns), now)
             if self._matcher.backwards > backwards:
                 self._bad_input("stamp", f"colour stamp {stamp:.3f} went backwards: frame dropped")
             if self._matcher.resets > resets:
@@ -331,10 +337,10 @@ class StrvosNode(LifecycleNode):
 
     def _submit(self, matches) -> None:
         for match in matches:
-            msg, received = match.primary
+            msg, received, received_ns = match.primary
             now = time.monotonic()
             job = Job(msg.header, msg, received, match.secondaries.get("depth"),
-                      match.secondaries.get("color_info"), match.secondaries.get("depth_info"), now)
+                      match.secondaries.get("color_info"), match.secondaries.get("depth_info"), now, received_ns)
             self._stages.add("sync_wait", now - received)
             if self._slot.put(job):
                 self._count("dropped_frames")
@@ -533,6 +539,8 @@ class StrvosNode(LifecycleNode):
         if listened["~/segmentation"]:
             self._pubs["~/segmentation"].publish(out)
             laps.lap("publish")
+        # The node's own latency: colour image received by the middleware -> results handed back to it.
+        self._stages.add("in_node", (time.time_ns() - job.received_ns) * 1e-9 - self._step_wall)
         if want_overlay:
             overlay = draw_overlay(rgb, overlay_items, self.settings.overlay_alpha)
             laps.lap("overlay")
@@ -669,20 +677,18 @@ class StrvosNode(LifecycleNode):
         publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
 
 
-def make_executor(kind: str):
-    """The executor that runs the callbacks. They only check and queue messages (the model runs on the worker
-    thread), so one thread is enough, and it spends less Python (GIL time taken from the inference thread) per
-    message than the multi-threaded executor's thread-pool hand-over. (rclpy's experimental EventsExecutor
-    hung serving the lifecycle services here, so it is not offered.)"""
-    if kind == "single_threaded":
-        return SingleThreadedExecutor()
-    return MultiThreadedExecutor(num_threads=3)
-
-
 def main(args: list[str] | None = None) -> None:
+    # A thread woken by another (the worker by a callback's hand-over) waits for the GIL until the running
+    # thread drops it, by default after up to 5 ms: hand over sooner (the switches cost microseconds).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node = StrvosNode()
-    executor = make_executor(node.settings.executor)
+    # One thread: the callbacks only check and queue messages (the model runs on the worker thread), so it
+    # keeps up, and it spends less Python (GIL time taken from inference) per message than the thread pool
+    # of MultiThreadedExecutor, which also raced lifecycle cleanup (a publisher destroyed while another
+    # executor thread was adding its event handler to a wait set: InvalidHandle). rclpy's experimental
+    # EventsExecutor spun at 100 % CPU without serving the lifecycle services here.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     exit_code = 0
     try:

@@ -41,7 +41,6 @@ class Settings:
     pose_max_eigen_ratio: float = 0.7
     diagnostics_period: float = 1.0
     warn_throttle: float = 5.0
-    executor: str = "single_threaded"
 
 
 # name -> (read_only, range (lo, hi) or choices or None, description)
@@ -71,8 +70,6 @@ SPECS: dict[str, tuple[bool, Any, str]] = {
     "pose_max_eigen_ratio": (False, (0.01, 0.99), "orientation valid when eigenvalue ratios are below this"),
     "diagnostics_period": (True, (0.05, 60.0), "seconds between /diagnostics messages"),
     "warn_throttle": (False, (0.0, 3600.0), "seconds between repeated warnings of one kind"),
-    "executor": (True, ("single_threaded", "multi_threaded"), "rclpy executor of the callbacks: "
-                 "single_threaded (they only queue work: least Python per message) or multi_threaded (3 threads)"),
 }
 
 

@@ -74,7 +74,9 @@ class Camera:
         self.pub_depth_info = self.node.create_publisher(CameraInfo, "depth_camera_info", SENSOR)
         self.pub_prompt = self.node.create_publisher(String, "/strvos/prompt", RELIABLE)
         self.sent: dict[float, float] = {}
+        self.publish_call: dict[float, float] = {}            # stamp -> seconds spent in the colour publish call
         self.results: dict[float, tuple[float, float]] = {}   # stamp -> (receipt time, inference_time)
+        self.return_path: dict[float, tuple[float, float]] = {}  # stamp -> (result DDS, our take + executor) s
         self.diagnostics: dict[str, str] = {}
         self.lock = threading.Lock()
         self.node.create_subscription(SegmentationArray, "/strvos_node/segmentation", self._on_seg, RELIABLE)
@@ -83,9 +85,12 @@ class Camera:
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
 
-    def _on_seg(self, msg: SegmentationArray) -> None:
+    def _on_seg(self, msg: SegmentationArray, info) -> None:
+        now_ns = time.time_ns()
         with self.lock:
             self.results[seconds(msg.header)] = (time.monotonic(), float(msg.inference_time))
+            source, received = info["source_timestamp"], info["received_timestamp"]
+            self.return_path[seconds(msg.header)] = ((received - source) * 1e-9, (now_ns - received) * 1e-9)
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -99,6 +104,7 @@ class Camera:
                 pub.publish(set_stamp(msg, t))
         self.sent[round(t, 6)] = time.monotonic()
         self.pub_rgb.publish(set_stamp(self.rgb, t))
+        self.publish_call[round(t, 6)] = time.monotonic() - self.sent[round(t, 6)]
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -130,7 +136,7 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
         camera.wait_ready()
         t = 1000.0
         # 1. lock-step overhead (the first frame warms up and is not counted)
-        overheads, latencies, steps = [], [], []
+        overheads, latencies, steps, publish_calls, result_dds, result_take = [], [], [], [], [], []
         lockstep_before: dict[str, str] = {}
         for i in range(args.frames + 1):
             if i == 1:
@@ -149,11 +155,17 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
                 latencies.append(latency)
                 steps.append(step)
                 overheads.append(latency - step)
+                publish_calls.append(camera.publish_call[round(t, 6)])
+                result_dds.append(camera.return_path[round(t, 6)][0])
+                result_take.append(camera.return_path[round(t, 6)][1])
             time.sleep(0.2)
         time.sleep(1.0)  # one more diagnostics period
         worker_overhead = float(camera.diagnostics.get("overhead_mean_s", "nan"))
         stages = {key[len("stage."):]: float(value) for key, value in camera.diagnostics.items()
                   if key.startswith("stage.")}
+        for key, values in (("camera_publish", publish_calls), ("result_transport", result_dds),
+                            ("result_dispatch", result_take)):
+            stages[f"{key}_ms"] = 1000 * statistics.median(values)
         lockstep_cpu = sum(float(camera.diagnostics[key]) - float(lockstep_before[key])
                            for key in ("cpu_callbacks_s", "cpu_worker_besides_model_s"))
         lockstep_frames = float(camera.diagnostics["frames_processed"]) - float(lockstep_before["frames_processed"])
@@ -249,6 +261,8 @@ def table(results: list[dict], args) -> str:
 
 # (stage key, column title); see StrvosNode._record_arrival / _submit / _process_frame
 STAGES = [
+    ("camera_publish", "camera's colour publish call"), ("in_node", "in the node, besides the step"),
+    ("result_transport", "result DDS"), ("result_dispatch", "result take + executor (benchmark)"),
     ("image_transport", "colour DDS"), ("image_dispatch", "colour take + executor"),
     ("depth_transport", "depth DDS"), ("depth_dispatch", "depth take + executor"),
     ("sync_wait", "sync wait"), ("slot_wait", "slot -> worker"), ("commands", "commands"), ("decode", "decode"),
@@ -260,9 +274,12 @@ STAGES = [
 def stage_table(results: list[dict]) -> list[str]:
     """Lock-step per-stage medians: wall ms (thread CPU ms where measured); '-' where a stage did not run."""
     lines = [
-        "Where the time goes (lock-step frames, median wall ms per frame, thread CPU ms in brackets; DDS = "
-        "source -> receive timestamps of the middleware, take + executor = receive -> the node's callback, "
-        "sync wait = colour callback -> matched with depth, slot -> worker = matched -> the worker picks it up):",
+        "Where the time goes (lock-step frames, median wall ms per frame, thread CPU ms in brackets). The "
+        "overhead is about the camera's publish call + in the node + result DDS + result take; 'in the node' = "
+        "colour image received by the node's middleware -> SegmentationArray handed back to it, minus the "
+        "step, and splits into the stages after it: DDS = source -> receive timestamps of the middleware, "
+        "take + executor = receive -> the node's callback, sync wait = colour callback -> matched with depth, "
+        "slot -> worker = matched -> the worker picks it up, then the worker's stages:",
         "",
         "| resolution | depth + pose | " + " | ".join(title for _, title in STAGES) + " |",
         "|---|---|" + "---|" * len(STAGES),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from strvos_core.pose.depth import check_intrinsics
-from strvos_core.pose.geometry import back_project, quaternion_from_matrix
+from strvos_core.pose.geometry import quaternion_from_matrix
 
 IDENTITY_QUATERNION = (0.0, 0.0, 0.0, 1.0)
 
@@ -89,19 +89,19 @@ class PCAPoseEstimator:
             rows, cols, z = rows[keep], cols[keep], z[keep]
         if z.size < self.config.min_points:
             return PoseEstimate(num_points=int(z.size))
-        points = back_project(rows, cols, z, K)
-        rays = points / np.linalg.norm(points, axis=1, keepdims=True)
+        points = _back_project_columns(rows, cols, z, K)  # 3xN: contiguous rows make the sums below cheap
+        ranges = np.sqrt(np.einsum("ij,ij->j", points, points))
         weights = z * z
         centre, covariance = _weighted_moments(points, weights)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         if eigenvalues[0] < self.config.max_eigen_ratio * eigenvalues[1]:  # a normal is defined: area weights
-            incidence = np.maximum(np.abs(rays @ eigenvectors[:, 0]), self.config.min_incidence_cos)
-            weights = z * z * rays[:, 2] / incidence
+            cos_normal = np.abs(eigenvectors[:, 0] @ points) / ranges  # |ray . normal|
+            incidence = np.maximum(cos_normal, self.config.min_incidence_cos)
+            weights = z * z * (z / ranges) / incidence
             centre, covariance = _weighted_moments(points, weights)
         rotation, orientation_valid = self._axes(covariance, centre)
-        centred = points - centre
-        local = centred @ rotation
-        extent = local.max(axis=0) - local.min(axis=0)
+        local = rotation.T @ (points - centre[:, None])
+        extent = local.max(axis=1) - local.min(axis=1)
         return PoseEstimate(
             position=centre,
             orientation=quaternion_from_matrix(rotation) if orientation_valid else IDENTITY_QUATERNION,
@@ -134,9 +134,18 @@ class PCAPoseEstimator:
         return np.column_stack([major, middle, normal]), True
 
 
+def _back_project_columns(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """3xN optical-frame points (x, y, z rows) of pixels at depth z: geometry.back_project, transposed."""
+    points = np.empty((3, z.size))
+    np.multiply(cols - K[0, 2], z / K[0, 0], out=points[0])
+    np.multiply(rows - K[1, 2], z / K[1, 1], out=points[1])
+    points[2] = z
+    return points
+
+
 def _weighted_moments(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and covariance of Nx3 points."""
+    """Weighted mean and covariance of 3xN points."""
     weights = weights / weights.sum()
-    centre = weights @ points
-    centred = points - centre
-    return centre, (centred * weights[:, None]).T @ centred
+    centre = points @ weights
+    centred = points - centre[:, None]
+    return centre, (centred * weights) @ centred.T

@@ -93,6 +93,7 @@ class StageStats:
         self._size = size
         self._wall: dict[str, deque[float]] = {}
         self._cpu: dict[str, deque[float]] = {}
+        self._runs: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def add(self, name: str, wall: float, cpu: float | None = None) -> None:
@@ -100,6 +101,8 @@ class StageStats:
             if name not in self._wall:
                 self._wall[name] = deque(maxlen=self._size)
                 self._cpu[name] = deque(maxlen=self._size)
+                self._runs[name] = 0
+            self._runs[name] += 1
             self._wall[name].append(float(wall))
             if cpu is not None:
                 self._cpu[name].append(float(cpu))
@@ -108,12 +111,15 @@ class StageStats:
         return StageTimer(self)
 
     def summary(self) -> dict[str, float]:
-        """{"<stage>_ms": median wall, "<stage>_cpu_ms": median thread CPU (when measured)} of recent frames;
-        medians, because one preempted frame on a loaded machine would otherwise hide the typical cost."""
+        """{"<stage>_ms": median wall, "<stage>_cpu_ms": median thread CPU (when measured)} of recent frames,
+        "<stage>_n": how many times the stage ran in all. Medians, because one preempted frame on a loaded
+        machine would otherwise hide the typical cost."""
         with self._lock:
             samples = {name: (np.array(self._wall[name]), np.array(self._cpu[name])) for name in self._wall}
-        out = {}
+            runs = dict(self._runs)
+        out: dict[str, float] = {}
         for name, (wall, cpu) in samples.items():
+            out[f"{name}_n"] = runs[name]
             out[f"{name}_ms"] = 1000.0 * float(np.median(wall))
             if cpu.size:
                 out[f"{name}_cpu_ms"] = 1000.0 * float(np.median(cpu))

@@ -181,7 +181,9 @@ def test_stage_stats_add_laps_per_frame_and_report_medians():
     assert summary["sync_wait_ms"] == pytest.approx(4.0) and "sync_wait_cpu_ms" not in summary
     assert 0 < summary["work_cpu_ms"] <= summary["work_ms"] + 1.0
     assert summary["publish_ms"] < summary["work_ms"]
-    assert set(summary) == {"sync_wait_ms", "work_ms", "work_cpu_ms", "publish_ms", "publish_cpu_ms"}
+    assert summary["work_n"] == summary["publish_n"] == 3 and summary["sync_wait_n"] == 3
+    assert set(summary) == {"sync_wait_ms", "work_ms", "work_cpu_ms", "publish_ms", "publish_cpu_ms",
+                            "sync_wait_n", "work_n", "publish_n"}
 
 
 def test_tracking_states():

@@ -156,6 +156,12 @@ class Client:
 
         self.node.create_subscription(msg_type, topic, record, RELIABLE)
 
+    def unwatch(self, topic: str) -> None:
+        """Stop recording ``topic`` (relative to the node's namespace unless absolute): unsubscribe."""
+        topic = topic if topic.startswith("/") else f"{self.ns}/{topic}"
+        for subscription in [s for s in self.node.subscriptions if s.topic_name == topic]:
+            self.node.destroy_subscription(subscription)
+
     def watch_target(self, target_id: str) -> None:
         self.watch(Image, f"{self.ns}/mask/{target_id}")
         self.watch(PoseStamped, f"{self.ns}/pose/{target_id}")

@@ -31,11 +31,20 @@ def test_ros2_launch_takes_a_prompt_publishes_a_mask_and_stops_on_sigint(tmp_pat
     try:
         client.wait_subscribed(timeout=180)
         client.prompt("the red square on the grey table")
-        client.send_frame(10.0, depth=plane_depth(1.0))
-        mask = client.wait_for_stamp("mask", 10.0)
+        sent: list[float] = []  # best-effort camera QoS: a single frame may be lost on a loaded machine
+        deadline = time.monotonic() + 90
+        while not client.messages("mask"):
+            assert time.monotonic() < deadline, f"no mask for any of the frames {sent}"
+            sent.append(10.0 + 0.5 * len(sent))
+            client.send_frame(sent[-1], depth=plane_depth(1.0))
+            retry_at = time.monotonic() + 5.0
+            while not client.messages("mask") and time.monotonic() < retry_at:
+                time.sleep(0.05)
+        mask = client.messages("mask")[0]
+        assert seconds_of(mask.header) in sent
         assert (mask.width, mask.height, mask.encoding) == (64, 48, "mono8")
         status = client.wait_for("status", lambda m: m.accepted and "grey table" in m.prompt)
-        assert seconds_of(status.header) == 10.0
+        assert seconds_of(status.header) in sent and seconds_of(status.header) <= seconds_of(mask.header)
     finally:
         client.close()
         code = stop_process(proc)

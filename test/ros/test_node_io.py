@@ -181,6 +181,45 @@ def test_parameters_change_at_run_time(node):
     assert client.set_parameter("publish_overlay", True)[0]
 
 
+def test_outputs_without_subscribers_are_skipped_and_late_subscribers_served(node):
+    client, _ = node
+    from sensor_msgs.msg import Image
+    from visualization_msgs.msg import MarkerArray
+
+    def frame_with_depth() -> tuple[float, dict[str, str]]:
+        t = next_stamp()
+        client.send_frame(t, depth=plane_depth(1.0))
+        client.wait_for_stamp("segmentation", t)
+        return t, client.diagnostics_values()
+
+    _, before = frame_with_depth()
+    assert int(before["stage.overlay_n"]) >= 1  # this client watches ~/overlay from the start
+    client.unwatch("overlay")
+    deadline = time.monotonic() + 30
+    while client.node.count_subscribers(f"{client.ns}/overlay"):
+        assert time.monotonic() < deadline, "the overlay subscription did not go away"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the node's side of the graph catches up
+    _, unwatched = frame_with_depth()
+    _, later = frame_with_depth()
+    assert int(later["frames_processed"]) > int(unwatched["frames_processed"])
+    assert later["stage.overlay_n"] == unwatched["stage.overlay_n"]  # nobody listens: overlay not drawn
+
+    client.watch(MarkerArray, f"{client.ns}/markers")  # a late subscriber gets markers from then on
+    client.watch(Image, f"{client.ns}/overlay")
+    deadline = time.monotonic() + 60
+    while True:
+        t, _ = frame_with_depth()
+        markers = [m for m in client.messages("markers") if m.markers and seconds_of(m.markers[0].header) == t]
+        overlays = [m for m in client.messages("overlay") if seconds_of(m.header) == t]
+        if markers and overlays:
+            break
+        assert time.monotonic() < deadline, "markers / overlay never reached a late subscriber"
+    (target,) = client.wait_for_stamp("segmentation", t).targets
+    if target.pose_valid:
+        assert any(marker.type in (marker.CUBE, marker.SPHERE) for marker in markers[0].markers)
+
+
 def test_bad_input_is_counted_logged_and_survived(node):
     client, proc = node
     rgb = scene_rgb()

@@ -4,6 +4,11 @@ Thin layer: message conversion, QoS, parameters and threads. Subscription callba
 messages; a worker thread runs the model on the newest matched frame (older ones are dropped and counted), so
 the node is never more than one frame plus one inference behind the camera.
 
+Cost: outputs nobody subscribes to are not built; /diagnostics reports wall and CPU time per stage
+(stage.*) and the node's own latency besides the model (stage.in_node_ms). Between processes on one machine,
+camera-sized images need a larger Fast DDS shared-memory segment than the default 512 KB, or depth frames
+arrive hundreds of ms late: see config/fastdds_large_images.xml and benchmarks/node_cpu.md.
+
 Lifecycle: configure loads the model and creates publishers, activate subscribes and starts the worker,
 deactivate stops them (and frees the model unless release_on_deactivate is false), cleanup destroys
 everything. With autostart (default) the node brings itself to active.
@@ -502,9 +507,8 @@ class StrvosNode(LifecycleNode):
             area = int(np.count_nonzero(mask))
             state = target.tracker.update(area, float(res.score), self.settings.score_threshold)
             target.last_score = float(res.score)
-            mask_subscribers = [publisher for publisher in (target.mask_pub, self._pubs["~/mask"]
-                                                            if target_id == DEFAULT_TARGET else None)
-                                if publisher is not None and publisher.get_subscription_count() > 0]
+            mask_pubs = [target.mask_pub] + ([self._pubs["~/mask"]] if target_id == DEFAULT_TARGET else [])
+            mask_subscribers = [pub for pub in mask_pubs if pub is not None and pub.get_subscription_count() > 0]
             want_pose = listened["~/segmentation"] or want_markers or (
                 target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0)
             seg = TargetSegmentation(header=header, target_id=target_id, prompt=target.prompt,

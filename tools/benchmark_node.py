@@ -32,11 +32,13 @@ os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from strvos_ros.msg import SegmentationArray  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 # Reliable camera QoS (and input.reliability:=reliable on the node): on the development machines Fast DDS
 # loses most ~1 MB best-effort messages on loopback (UDP fragments), which would measure the network, not the node.
@@ -57,7 +59,7 @@ def set_stamp(msg, t: float, frame: str = "camera_color_optical_frame"):
 class Camera:
     """Publishes a synthetic RGB-D camera and records strvos_node's outputs with receipt times."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, watch_all: bool = False) -> None:
         self.node = rclpy.create_node(f"strvos_bench_camera_{width}")
         self.width, self.height = width, height
         rgb = np.full((height, width, 3), 90, np.uint8)
@@ -81,6 +83,10 @@ class Camera:
         self.lock = threading.Lock()
         self.node.create_subscription(SegmentationArray, "/strvos_node/segmentation", self._on_seg, RELIABLE)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, RELIABLE)
+        if watch_all:  # the node builds only what someone subscribes to: also take every visual output
+            for msg_type, topic in ((Image, "overlay"), (MarkerArray, "markers"), (Image, "mask"),
+                                    (Image, "mask/default"), (PoseStamped, "pose/default")):
+                self.node.create_subscription(msg_type, f"/strvos_node/{topic}", lambda msg: None, RELIABLE)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
@@ -131,7 +137,7 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
         [str(node_bin), "--ros-args", "-p", f"model:={args.model}", "-p", f"device:={args.device}",
          "-p", "score_threshold:=0.0", "-p", "input.reliability:=reliable", "-p", f"use_depth:={str(use_depth).lower()}", "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    camera = Camera(width, height)
+    camera = Camera(width, height, args.watch_all)
     try:
         camera.wait_ready()
         t = 1000.0
@@ -231,10 +237,13 @@ def table(results: list[dict], args) -> str:
         f"Measured by `tools/benchmark_node.py --model {args.model} --device {args.device} --frames {args.frames} "
         f"--seconds {args.seconds} --resolutions {args.resolutions} --depth-modes {args.depth_modes}"
         + (f" --fastdds-profile {args.fastdds_profile}" if args.fastdds_profile else "")
+        + (" --watch-all" if args.watch_all else "")
         + f"` on {hardware()}; no GPU; load average (1 min) {args.load[0]:.2f} at the start, {args.load[1]:.2f} at "
         "the end. Node and camera in separate processes over "
-        "Fast DDS on loopback with reliable camera QoS (best effort loses most ~1 MB messages here); colour + 16UC1 depth + both CameraInfos per frame, one target, overlay and "
-        "markers on.",
+        "Fast DDS on loopback with reliable camera QoS (best effort loses most ~1 MB messages here); colour + 16UC1 "
+        "depth + both CameraInfos per frame, one target, overlay and markers enabled; the benchmark subscribes to "
+        + ("every output" if args.watch_all else "~/segmentation and /diagnostics only (the node skips the rest)")
+        + ".",
         "",
         "Overhead = image publish -> SegmentationArray receipt minus the core step time the node reports "
         "(lock-step, no queueing; median / p95 of the timed frames). The 30 Hz run feeds a camera faster than the "
@@ -302,6 +311,8 @@ def main() -> int:
     parser.add_argument("--resolutions", default="640x480,1280x720")
     parser.add_argument("--depth-modes", default="on,off", help="run with depth (on) and/or colour only (off)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--watch-all", action="store_true",
+                        help="also subscribe to ~/overlay, ~/markers, ~/mask, ~/mask/default, ~/pose/default")
     parser.add_argument("--fastdds-profile", type=Path, default=None,
                         help="Fast DDS XML profile for the camera and the node (e.g. config/fastdds_large_images.xml)")
     args = parser.parse_args()

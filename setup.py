@@ -49,6 +49,7 @@ setup(
         # Third parties register more backends / pose estimators under these groups.
         "strvos.backends": [
             "streamingrvos = strvos_core.backends.streaming:StreamingRVOSBackend",
+            "streamingrvos-no-state = strvos_core.backends.streaming:StreamingRVOSNoStateBackend",
             "sa2va-offline = strvos_core.backends.offline:OfflineSa2VABackend",
         ],
         "strvos.pose_estimators": [

@@ -115,11 +115,16 @@ class Session:
 
 
 class StreamingSession(Session):
-    """StreamingRVOS: per target, the previous frame's [SEG] hidden state is the only memory."""
+    """StreamingRVOS: per target, the previous frame's [SEG] hidden state is the only memory.
 
-    def __init__(self, model, targets=None, max_new_tokens: int | None = None) -> None:
+    use_state=False is the ablation without that memory: the state is never kept, so every frame gets the
+    learned <TIME_CONTEXT> embedding exactly as a first frame does (what the streaming state is worth).
+    """
+
+    def __init__(self, model, targets=None, max_new_tokens: int | None = None, use_state: bool = True) -> None:
         self.model = model
         self.max_new_tokens = max_new_tokens
+        self.use_state = use_state
         self._states: dict[str, torch.Tensor | None] = {}
         super().__init__(targets)
 
@@ -137,7 +142,8 @@ class StreamingSession(Session):
         features = self.model.encode_frame(frame, timings)
         for target_id, expression in self._targets.items():
             out = self.model.segment(features, expression, self._states.get(target_id), self.max_new_tokens)
-            self._states[target_id] = out.state
+            if self.use_state:
+                self._states[target_id] = out.state
             for stage, seconds in out.timings.items():
                 timings[stage] += seconds
             results[target_id] = TargetResult(target_id, expression, out.mask, out.score, out.has_seg, out.text)

@@ -9,6 +9,7 @@ from strvos_core.errors import StrvosError
 GROUP = "strvos.backends"
 BUILTIN = {
     "streamingrvos": "strvos_core.backends.streaming:StreamingRVOSBackend",
+    "streamingrvos-no-state": "strvos_core.backends.streaming:StreamingRVOSNoStateBackend",
     "sa2va-offline": "strvos_core.backends.offline:OfflineSa2VABackend",
 }
 

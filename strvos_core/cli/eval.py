@@ -21,8 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="HF export folder, hub id, or random:<preset> (not needed with --merge)")
     parser.add_argument("--split", help="default: DAVIS/MEVIS/REVOS/REFYTVOS/synthetic valid, MEVIS_U valid_u, "
                                         "RefCOCO* val; REVOS also referring / reasoning")
-    parser.add_argument("--out", type=Path, help="output folder (default: eval_out/<dataset>_<split>)")
-    parser.add_argument("--backend", default="streamingrvos")
+    parser.add_argument("--out", type=Path, help="output folder (default: eval_out/<dataset>_<split>, plus "
+                                                 "_<backend> for a backend other than streamingrvos)")
+    parser.add_argument("--backend", default="streamingrvos",
+                        help="a registered backend, e.g. streamingrvos, streamingrvos-no-state (ablation: the "
+                             "[SEG] state is never fed back), sa2va-offline")
     parser.add_argument("--device", default="cpu", help="cpu, cuda (cuda:LOCAL_RANK per rank) or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--limit", type=int, help="evaluate only the first N videos (images for RefCOCO)")
@@ -37,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-timeout", type=float, default=6 * 3600,
                         help="seconds rank 0 waits for the other ranks before merging (default 6 h)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def default_out(dataset: str, split: str, backend: str) -> Path:
+    """eval_out/<dataset>_<split>, plus _<backend> for any other backend than streamingrvos: runs resume from
+    their folder's records, so an ablation must never pick up the main model's results (or the reverse)."""
+    suffix = "" if backend == "streamingrvos" else f"_{backend}"
+    return Path("eval_out") / f"{dataset}_{split}{suffix}"
 
 
 def _read(args):
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         shard = Shard.from_env()
         benchmark = _read(args)
-        out = args.out or Path("eval_out") / f"{args.dataset}_{benchmark.split}"
+        out = args.out or default_out(args.dataset, benchmark.split, args.backend)
         is_image = args.dataset in IMAGE_DATASETS
         if args.plan:
             print(json.dumps(_plan(benchmark, is_image)))
@@ -107,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     metrics = summary.get("revos") or summary.get("metrics") or {"submission": summary.get("submission")}
     print(f"{args.dataset} {benchmark.split}: {metrics}")
+    if summary.get("by_category"):
+        from strvos_core.evaluation.report import format_category_table
+
+        print(format_category_table(summary["by_category"]))
     print(f"results in {out} (summary.json, per_expression.csv)")
     return 0
 

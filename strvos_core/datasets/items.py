@@ -18,6 +18,8 @@ class VideoExpression:
     exp_id: str
     expression: str
     type_id: int | None = None  # ReVOS: 0 referring, 1 reasoning, 2 no target
+    # synthetic: the expression's "kind" (appearance / relation / motion), so scores can be reported per kind
+    category: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

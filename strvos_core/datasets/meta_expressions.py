@@ -32,14 +32,21 @@ def read_meta_expressions(path: Path) -> dict[str, dict[str, Any]]:
     return data["videos"]
 
 
-def build_videos(meta: dict[str, dict[str, Any]], frame_root: Path) -> list[Video]:
-    """Videos with frames sorted by name and expressions sorted by id (the reference's order)."""
+def build_videos(meta: dict[str, dict[str, Any]], frame_root: Path, category_key: str | None = None,
+                 source: Path | None = None) -> list[Video]:
+    """Videos with frames sorted by name and expressions sorted by id (the reference's order).
+
+    category_key: an optional per-expression string field (the synthetic set's "kind") copied into
+    `VideoExpression.category`, so results can be broken down by it; absent keys give None. `source` only
+    names the file in errors.
+    """
     videos = []
     for vid, entry in meta.items():
         order = sorted(range(len(entry["frames"])), key=lambda i: entry["frames"][i])
         expressions = tuple(
             VideoExpression(vid, exp_id, entry["expressions"][exp_id]["exp"],
-                            entry["expressions"][exp_id].get("type_id"))
+                            entry["expressions"][exp_id].get("type_id"),
+                            _category(entry["expressions"][exp_id], category_key, source, vid, exp_id))
             for exp_id in sorted(entry["expressions"])
         )
         videos.append(Video(
@@ -50,6 +57,16 @@ def build_videos(meta: dict[str, dict[str, Any]], frame_root: Path) -> list[Vide
             annotation_index=tuple(order),
         ))
     return videos
+
+
+def _category(exp: dict[str, Any], key: str | None, source: Path | None, vid: str, exp_id: str) -> str | None:
+    if key is None or exp.get(key) is None:
+        return None
+    value = exp[key]
+    if not isinstance(value, str) or not value:
+        raise DatasetError(f"expression file {source or '(meta_expressions)'}, video {vid!r}, expression {exp_id!r}: "
+                           f"{key!r} must be a non-empty string, got {value!r}")
+    return value
 
 
 def check_frames_exist(videos: list[Video]) -> None:

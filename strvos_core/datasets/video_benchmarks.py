@@ -133,7 +133,7 @@ def read_synthetic(root: Path, split: str = "valid") -> VideoBenchmark:
         found = sorted(p.name for p in (root / "meta_expressions").iterdir() if p.is_dir())
         raise DatasetError(f"expression file not found: {meta_path} (splits present: {', '.join(found) or 'none'})")
     meta = read_meta_expressions(meta_path)
-    videos = build_videos(meta, root / split / "JPEGImages")
+    videos = build_videos(meta, root / split / "JPEGImages", category_key="kind", source=meta_path)
     check_frames_exist(videos)
     obj_ids = {}
     for vid, entry in meta.items():

@@ -20,8 +20,9 @@ from strvos_core.evaluation.results_store import ResultStore
 from strvos_core.evaluation.video_loop import submission_png, video_key
 from strvos_core.metrics import ReferringImageScores, jf_summary, revos_breakdown
 
-VIDEO_COLUMNS = ["video_id", "exp_id", "expression", "type_id", "num_frames", "seg_frames", "J", "F", "JF", "A", "R",
-                 "seconds_per_frame", "rank"]
+VIDEO_COLUMNS = ["video_id", "exp_id", "expression", "type_id", "category", "num_frames", "seg_frames", "J", "F",
+                 "JF", "A", "R", "seconds_per_frame", "rank"]
+UNCATEGORISED = "uncategorised"  # by_category key of expressions without a category when others have one
 IMAGE_COLUMNS = ["image_id", "sentence", "ann_id", "text", "has_seg", "intersection", "union", "iou", "seconds",
                  "rank"]
 
@@ -116,13 +117,41 @@ def write_reference_results(benchmark: VideoBenchmark, rows: list[dict[str, Any]
     return path
 
 
+def category_breakdown(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """{category: {"J", "F", "JF", "count"}}: the overall J&F formulas (mean J and F over the category's
+    expressions, JF their mean) per expression category, e.g. the synthetic set's appearance / relation /
+    motion kinds; {} when no row has a category."""
+    rows = list(rows)
+    if not any(r.get("category") for r in rows):
+        return {}
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        groups.setdefault(row.get("category") or UNCATEGORISED, []).append((row["J"], row["F"]))
+    out: dict[str, dict[str, float | int]] = {}
+    for name in sorted(groups):
+        scores = jf_summary(groups[name])
+        out[name] = {"J": scores["J"], "F": scores["F"], "JF": scores["J&F"], "count": len(groups[name])}
+    return out
+
+
+def format_category_table(by_category: dict[str, dict[str, float | int]]) -> str:
+    """The per-category block of summary.json as a small fixed-width table (what `strvos eval` prints)."""
+    width = max([len("kind"), *map(len, by_category)])
+    lines = [f"{'kind':<{width}}  {'count':>5}  {'J':>6}  {'F':>6}  {'J&F':>6}"]
+    for name, s in by_category.items():
+        lines.append(f"{name:<{width}}  {s['count']:>5d}  {s['J']:>6.4f}  {s['F']:>6.4f}  {s['JF']:>6.4f}")
+    return "\n".join(lines)
+
+
 def merge_video_results(benchmark: VideoBenchmark, out_dir: Path, run_info: dict[str, Any],
                         wait_s: float = 0.0) -> dict[str, Any]:
     out_dir = Path(out_dir)
     expected = {e.key for e in benchmark.expressions}
     records = wait_for_records(ResultStore(out_dir / "items"), expected, video_key, wait_s)
     rows = [records[k] for k in sorted(expected)]
-    for row in rows:
+    categories = {e.key: e.category for e in benchmark.expressions}  # the dataset is the authority, not old records
+    for key, row in zip(sorted(expected), rows, strict=True):
+        row["category"] = categories[key]
         if "J" in row:
             row["JF"] = (row["J"] + row["F"]) / 2
     _write_csv(out_dir / "per_expression.csv", VIDEO_COLUMNS, rows)
@@ -134,6 +163,9 @@ def merge_video_results(benchmark: VideoBenchmark, out_dir: Path, run_info: dict
         summary["submission"] = str(write_submission_zip(benchmark, out_dir))
     else:
         summary["metrics"] = jf_summary((r["J"], r["F"]) for r in rows)
+        by_category = category_breakdown(rows)
+        if by_category:
+            summary["by_category"] = by_category
     if all("prediction_masks" in r for r in rows):
         summary["predictions"] = str(write_reference_results(benchmark, rows, out_dir))
     if benchmark.scoring == "revos":

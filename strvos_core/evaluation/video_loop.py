@@ -119,7 +119,7 @@ class VideoEvaluator:
         return [
             {
                 "video_id": video.video_id, "exp_id": exp.exp_id, "expression": exp.expression,
-                "type_id": exp.type_id, "num_frames": len(video.frames), "seg_frames": seg_frames[exp.exp_id],
+                "type_id": exp.type_id, "category": exp.category, "num_frames": len(video.frames), "seg_frames": seg_frames[exp.exp_id],
                 "seconds_per_frame": float(np.mean(step_seconds)) / len(group),
                 "targets_per_session": len(group), "rank": self.shard.rank,
                 **scorers[exp.exp_id].summary(),

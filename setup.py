@@ -26,6 +26,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["strvos_core", "strvos_core.*"]),
     include_package_data=True,
+    # assets/**: the tiny tokenizer and the shipped default model (assets/models/strvos-synthetic-tiny, the model
+    # spec `default`); test/setup/test_packaging.py checks that a wheel carries the latter.
     package_data={"strvos_core": ["assets/**/*", "configs/*.yaml", "configs/*.json"]},
     install_requires=[
         # torch is not pinned here so that robots keep their CUDA build; CI pins it in requirements/.

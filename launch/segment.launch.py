@@ -12,7 +12,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
-    ("model", "random:tiny", "model folder (HF export) or random:<preset>"),
+    ("model", "default", "default (the shipped tiny model), model folder (HF export), hub id or random:<preset>"),
     ("device", "cpu", "torch device (cpu, cuda)"),
     ("dtype", "float32", "float32 | bfloat16 | float16"),
     ("prompt", "", "initial referring expression of target 'default'"),

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = ROOT / "strvos_core" / "assets" / "models" / "strvos-synthetic-tiny"
 CAMERA = "/demo/camera"
 NODE = "/strvos_node"
 
@@ -29,7 +28,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="output folder")
     p.add_argument("--model", default=None,
-                   help="model folder or random:<preset> (default: the shipped model, else random:tiny)")
+                   help="default (the shipped tiny model), a model folder or random:<preset> "
+                        "(default: the shipped model if it was trained, else random:tiny)")
     p.add_argument("--clips", type=int, default=3, help="synthetic clips to play")
     p.add_argument("--frames-per-clip", type=int, default=40)
     p.add_argument("--rate", type=float, default=15.0, help="camera rate in Hz")
@@ -39,10 +39,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def choose_model(requested: str | None) -> str:
+    """The requested spec, else `default` (the shipped model, the folder the node itself will load) when it was
+    trained, else random:tiny with a warning that the masks will not follow the prompt."""
     if requested:
         return requested
-    if (SHIPPED_MODEL / "config.json").exists():
-        return str(SHIPPED_MODEL)
+    from strvos_core.checkpoint import DEFAULT_MODEL_DIR, DEFAULT_MODEL_SPEC
+
+    if (DEFAULT_MODEL_DIR / "config.json").is_file():
+        print(f"demo: running the node on the shipped model ({DEFAULT_MODEL_SPEC}: {DEFAULT_MODEL_DIR})", flush=True)
+        return DEFAULT_MODEL_SPEC
     print("demo: no trained model is shipped yet: running the node on random:tiny (the real architecture with "
           "random weights), so the masks are NOT expected to follow the prompt", flush=True)
     return "random:tiny"

@@ -1,4 +1,5 @@
-"""Model loading: `random:<preset>[:<answer>]` builds, the reference HF export, and saving in that format.
+"""Model loading: `default` (the shipped tiny model), `random:<preset>[:<answer>]` builds, the reference HF
+export, and saving in that format.
 
 Reference export layout (hf/convert_to_hf.py): config.json (Sa2VAChatConfig: vision_config, llm_config, ...),
 model.safetensors (or sharded + model.safetensors.index.json, or pytorch_model.bin), tokenizer files.
@@ -24,6 +25,10 @@ from strvos_core.config import (
 from strvos_core.errors import StrvosError
 
 TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tiny_tokenizer"
+# The model spec `default`: the trained tiny model shipped inside the installed package (scripts/train_tiny.sh
+# writes it), so a node or a CLI runs a real model without being told where one is.
+DEFAULT_MODEL_SPEC = "default"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "models" / "strvos-synthetic-tiny"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 RANDOM_SEED = 0
 
@@ -74,14 +79,28 @@ def build_random_model(preset_name: str, device: str | torch.device = "cpu", dty
 
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
-    """`random:<preset>[:<answer>]`, a local export directory, or a hub id (downloaded by huggingface_hub)."""
+    """`default` (the shipped model), `random:<preset>[:<answer>]`, a local export directory, or a hub id
+    (downloaded by huggingface_hub). A local folder named "default" is reached as ./default."""
     text = str(spec)
+    if text == DEFAULT_MODEL_SPEC and not isinstance(spec, Path):
+        return load_export(default_model_dir(), device, dtype)
     if text.startswith("random:"):
         parts = text.split(":")
         if len(parts) not in (2, 3) or parts[1] not in PRESETS:
             raise StrvosError(f"model {text!r}: expected random:<preset>[:<answer>] with preset in {sorted(PRESETS)}")
         return build_random_model(parts[1], device, dtype, parts[2] if len(parts) == 3 else "seg")
     return load_export(_local_export_dir(text), device, dtype)
+
+
+def default_model_dir() -> Path:
+    """DEFAULT_MODEL_DIR if it holds an export; otherwise say why and what to use instead."""
+    directory = DEFAULT_MODEL_DIR
+    if not (directory / "config.json").is_file():
+        raise StrvosError(
+            f"model 'default' is the trained tiny model shipped in {directory}, but that folder has no config.json "
+            f"(the model was not trained in this checkout): train and ship it with `bash scripts/train_tiny.sh` "
+            f"(about an hour on 2 CPU cores), or use model 'random:tiny' (the real architecture with random weights)")
+    return directory
 
 
 # -- reference export <-> our modules ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class Settings:
     """Current values of all node parameters (attribute = parameter name with '.' -> '_')."""
 
     backend: str = "streamingrvos"
-    model: str = "random:tiny"
+    model: str = "default"
     device: str = "cpu"
     dtype: str = "float32"
     autostart: bool = True
@@ -46,7 +46,8 @@ class Settings:
 # name -> (read_only, range (lo, hi) or choices or None, description)
 SPECS: dict[str, tuple[bool, Any, str]] = {
     "backend": (True, None, "strvos_core backend name (entry point group strvos.backends)"),
-    "model": (True, None, "model: a local HF export folder, a hub id, or random:<preset> for tests"),
+    "model": (True, None, "model: default (the shipped tiny model), a local HF export folder, a hub id, "
+                        "or random:<preset> for tests"),
     "device": (True, None, "torch device: cpu, cuda, cuda:1 ..."),
     "dtype": (True, ("float32", "bfloat16", "float16"), "model weights dtype"),
     "autostart": (True, None, "configure and activate on start (no lifecycle manager needed)"),

@@ -14,7 +14,8 @@ class StreamingRVOSBackend(Backend):
 
     def __init__(self, model: str = "random:tiny", device: str = "cpu", dtype: str = "float32",
                  max_new_tokens: int | None = None) -> None:
-        """model: "random:<preset>[:<answer>]", an export directory, or a hub id (see strvos_core.checkpoint)."""
+        """model: "default" (the shipped model), "random:<preset>[:<answer>]", an export directory, or a hub id
+        (see strvos_core.checkpoint.load_model)."""
         from strvos_core.checkpoint import load_model
 
         super().__init__()

@@ -18,7 +18,8 @@ IMAGE_DATASETS = ("refcoco", "refcoco_plus", "refcocog")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=VIDEO_DATASETS + IMAGE_DATASETS)
     parser.add_argument("--data-root", required=True, type=Path, help="the dataset's root folder")
-    parser.add_argument("--model", help="HF export folder, hub id, or random:<preset> (not needed with --merge)")
+    parser.add_argument("--model", help="default (the shipped tiny model), HF export folder, hub id, or "
+                                         "random:<preset> (not needed with --merge)")
     parser.add_argument("--split", help="default: DAVIS/MEVIS/REVOS/REFYTVOS/synthetic valid, MEVIS_U valid_u, "
                                         "RefCOCO* val; REVOS also referring / reasoning")
     parser.add_argument("--out", type=Path, help="output folder (default: eval_out/<dataset>_<split>, plus "

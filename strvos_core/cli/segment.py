@@ -9,7 +9,8 @@ FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="export directory, hub id, or random:<preset>")
+    parser.add_argument("--model", required=True, help="default (the shipped tiny model), export directory, hub id, "
+                                                       "or random:<preset>")
     parser.add_argument("--prompt", required=True, help="the referring expression")
     parser.add_argument("--input", required=True, help="a video file or a folder of frames (sorted by name)")
     parser.add_argument("--out", required=True, help="output folder (masks/NNNNN.png, overlay.mp4)")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from strvos_core.checkpoint import load_model, reference_to_ours, save_checkpoint
+from strvos_core import checkpoint
+from strvos_core.checkpoint import build_random_model, load_model, reference_to_ours, save_checkpoint
 from strvos_core.errors import StrvosError
 
 
@@ -86,3 +88,39 @@ def test_corrupt_and_absent_files(export_dir, tmp_path):
         load_model(tmp_path / "nowhere")
     with pytest.raises(StrvosError, match="random:<preset>"):
         load_model("random:huge")
+
+
+def test_default_spec_without_a_trained_model_says_what_to_do(tmp_path, monkeypatch):
+    empty = tmp_path / "strvos-synthetic-tiny"
+    empty.mkdir()  # a checkout where the model was not trained: the folder may exist, without config.json
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_DIR", empty)
+    with pytest.raises(StrvosError) as error:
+        load_model("default")
+    message = str(error.value)
+    assert str(empty) in message and "no config.json" in message
+    assert "bash scripts/train_tiny.sh" in message and "random:tiny" in message
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    with pytest.raises(StrvosError, match="no config.json"):
+        load_model("default")
+
+
+def test_default_spec_loads_the_export_in_the_shipped_folder(tmp_path, monkeypatch, random_frame):
+    built = build_random_model("tiny")
+    shipped = save_checkpoint(built, built.tokenizer, tmp_path / "models" / "strvos-synthetic-tiny")
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_DIR", shipped)
+    loaded = load_model("default")
+    for key, value in built.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    frame = random_frame(seed=3)
+    a = built.segment(built.encode_frame(frame), "the mug", None)
+    b = loaded.segment(loaded.encode_frame(frame), "the mug", None)
+    assert np.array_equal(a.mask, b.mask) and a.text == b.text
+
+
+def test_a_folder_named_default_is_still_a_path(tmp_path, monkeypatch, export_dir, tiny_backend):
+    """Only the string `default` is the shipped model; a Path (or ./default) is a folder like any other."""
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    shutil.copytree(export_dir, tmp_path / "default")
+    monkeypatch.chdir(tmp_path)
+    for spec in (Path("default"), "./default"):
+        assert load_model(spec).config == tiny_backend.model.config, spec

@@ -66,8 +66,10 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     return proc.returncode
 
 
-def start_node(log_path: Path, **params) -> subprocess.Popen:
-    argv = [node_executable(), "--ros-args"]
+def start_node(log_path: Path, model: str = "random:tiny", **params) -> subprocess.Popen:
+    """strvos_node with `-p key:=value` parameters. The model is random:tiny unless asked otherwise: the node's own
+    default (`default`, the trained model) need not exist in a checkout, and tests must not depend on it."""
+    argv = [node_executable(), "--ros-args", "-p", f"model:={model}"]
     for key, value in params.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         argv += ["-p", f"{key}:={text}"]

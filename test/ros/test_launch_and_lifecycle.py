@@ -19,12 +19,31 @@ from ros_harness import (  # noqa: E402
     stop_process,
 )
 
+from strvos_core.checkpoint import DEFAULT_MODEL_DIR  # noqa: E402
 
-@pytest.mark.skipif(not ros2_launch_available(), reason="no `ros2` command: the launch system is not installed")
+NO_LAUNCH = "no `ros2` command: the launch system is not installed"
+
+
+@pytest.mark.skipif(not ros2_launch_available(), reason=NO_LAUNCH)
 def test_ros2_launch_takes_a_prompt_publishes_a_mask_and_stops_on_sigint(tmp_path):
+    launch_and_segment(tmp_path, "model:=random:tiny")
+
+
+@pytest.mark.skipif(not ros2_launch_available(), reason=NO_LAUNCH)
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "config.json").is_file(),
+                    reason=f"the trained default model is not shipped in this checkout ({DEFAULT_MODEL_DIR} has no "
+                           f"config.json; bash scripts/train_tiny.sh makes it)")
+def test_ros2_launch_runs_the_shipped_default_model(tmp_path):
+    """No model argument: the launch file's default, the trained model inside the installed strvos_core."""
+    text = launch_and_segment(tmp_path)
+    assert "model default loaded" in text, text[-3000:]
+
+
+def launch_and_segment(tmp_path, *arguments: str) -> str:
+    """ros2 launch with a prompt, frames until a mask comes back, then SIGINT; returns the launch log."""
     log = tmp_path / "launch.log"
     proc = start_process(["ros2", "launch", "strvos_ros", "segment.launch.py", "camera:=/cam",
-                          "prompt:=the red square", "use_depth:=true"], log)
+                          "prompt:=the red square", "use_depth:=true", *arguments], log)
     client = Client(image_topic="/cam/color/image_raw", depth_topic="/cam/aligned_depth_to_color/image_raw",
                     info_topic="/cam/color/camera_info",
                     depth_info_topic="/cam/aligned_depth_to_color/camera_info")
@@ -52,6 +71,7 @@ def test_ros2_launch_takes_a_prompt_publishes_a_mask_and_stops_on_sigint(tmp_pat
     assert code == 0, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     assert "process has finished cleanly" in text or "exit code 0" in text or "[INFO] [strvos_node" in text
+    return text
 
 
 def test_lifecycle_transitions(tmp_path):

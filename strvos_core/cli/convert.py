@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a training checkpoint directory (<run>/checkpoints/step_N) or a run directory "
                              "(its newest checkpoint)")
     parser.add_argument("--out", required=True, help="export directory (config.json, model.safetensors, tokenizer)")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                        help="store the weights in this precision (default: as trained); the loader casts them "
+                             "to the dtype the model is run in")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from strvos_core.training.export import export_checkpoint
 
     try:
-        out = export_checkpoint(args.checkpoint, args.out)
+        out = export_checkpoint(args.checkpoint, args.out, args.dtype)
     except StrvosError as error:
         print(f"strvos convert: error: {error}", file=sys.stderr)
         return 2

@@ -99,3 +99,29 @@ class GroundingModel(nn.Module):
         rows = torch.arange(masks.shape[0], device=device)
         return MaskPrediction(masks.float()[rows, best].unsqueeze(1), ious[rows, best].float(),
                               object_logits.float().reshape(-1))
+
+    def click_embedding(self, point_xy: torch.Tensor) -> torch.Tensor:
+        """[2] pixels of the SAM input -> [256]: the prompt encoder's sparse token for one positive click there."""
+        sam = self.sam2_model
+        coords = point_xy.reshape(1, 1, 2).to(sam.no_mem_embed.device, torch.float32)
+        labels = torch.ones(1, 1, dtype=torch.int32, device=coords.device)
+        sparse, _ = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        return sparse[0, 0]
+
+    def point_masks(self, features: ImageFeatures, point_xy: torch.Tensor) -> torch.Tensor:
+        """SAM 2's own promptable task: one positive click at `point_xy` ([2], pixels of the SAM input) -> the three
+        candidate low-res masks [1, 3, S/4, S/4]. Used only by training from scratch (see training.forward)."""
+        sam = self.sam2_model
+        coords = point_xy.reshape(1, 1, 2).to(features.image_embed.device, torch.float32)
+        labels = torch.ones(1, 1, dtype=torch.int32, device=coords.device)
+        sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        masks, _, _, _ = sam.sam_mask_decoder(
+            image_embeddings=features.image_embed,
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=False,
+            high_res_features=features.high_res,
+        )
+        return masks.float()

@@ -64,6 +64,9 @@ def build_model(section: ModelSection):
     tokenizer = load_tokenizer(section.tokenizer)
     torch.manual_seed(section.seed)
     model = StreamingRVOSModel(model_config(section, len(tokenizer)))
+    if section.embedding_std is not None:
+        with torch.no_grad():
+            model.language_model.model.embed_tokens.weight.normal_(0.0, section.embedding_std)
     model.attach_tokenizer(tokenizer)
     return model
 

@@ -29,6 +29,11 @@ class ModelSection:
     init: str | None = None  # an HF-format export directory (checkpoint.load_model); wins over preset
     tokenizer: str = "synthetic"  # "synthetic" (tokenization/), "tiny" (bundled), or a tokenizer directory
     seed: int = 0
+    # From scratch only: re-draw the LLM token embeddings with this std (None keeps Qwen2's initializer_range,
+    # 0.02). At 0.02 a text token is ~20x smaller than a projected image token, so after one layer every answer
+    # position holds the same image average and the LLM output stops depending on its input (measured: LM loss
+    # stuck at log 3, one [SEG] state for every expression).
+    embedding_std: float | None = None
 
 
 @dataclass
@@ -60,6 +65,19 @@ class LossSection:
     num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
+    # False: BCE and Dice over every low-res pixel instead of sampled points (training from scratch: while the
+    # logits are confidently wrong on a small target, uncertainty sampling rarely visits it)
+    point_sampling: bool = True
+    # False: the LM loss trains lm_head only (hidden states detached). From scratch, the answer is always "[SEG].",
+    # and its cross-entropy through the backbone collapses every [SEG] state onto one vector before the mask loss
+    # can make it depend on the expression (measured: cosine 1.000 between expressions after 500 steps).
+    lm_backbone_grad: bool = True
+    # > 0: also pull the projected [SEG] prompt toward SAM 2's own embedding of a click at the target's centre
+    # (normalised MSE; 0 = off, the reference). From scratch the mask loss alone lets the decoder settle on "the
+    # most salient object" and every [SEG] collapse onto one vector; this gives the LLM a direct, per-expression
+    # target (where the object is) that the click-trained decoder already turns into a mask.
+    seg_click_weight: float = 0.0
+    click_weight: float = 1.0  # the click-prompt mask loss (data.clicks_per_frame), relative to the [SEG] masks'
 
 
 @dataclass
@@ -85,6 +103,13 @@ class DataSection:
     frames_per_video: int = 20
     clip_frames: int = 5  # stage 2: frames per sample (the reference samples 5)
     batch_size: int = 1  # samples per process per micro-step
+    expressions_per_sample: int = 1  # targets sharing a sample's frames (the reference samples several objects
+    #                                  per video); the frames' image work is done once for all of them
+    # SAM 2's own promptable task alongside (0 = off, as the reference, whose SAM 2 comes pretrained): per frame,
+    # this many visible objects get one positive click each, and their mask is learned from the best of SAM 2's
+    # three candidates. From scratch it trains the decoder's prompt path and object features while the [SEG]
+    # embedding still carries nothing (without it the decoder learns to ignore the [SEG] token).
+    clicks_per_frame: int = 0
     kinds: tuple[str, ...] = ()  # default: appearance+relation for images, all kinds for video
     answers: tuple[str, ...] = ("Sure, [SEG].", "It is [SEG].", "[SEG].")
 
@@ -184,7 +209,8 @@ def validate(config: TrainConfig) -> None:
          f"lora needs rank >= 1, alpha > 0, 0 <= dropout < 1 (got {lo.rank}, {lo.alpha}, {lo.dropout})")
     need(bool(lo.targets), "lora.targets must name at least one linear layer")
     ls = config.loss
-    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight) >= 0, "loss weights must be >= 0")
+    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight) >= 0, "loss weights must be >= 0")
+    need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")
     need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
          "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")
     o = config.optim
@@ -195,6 +221,8 @@ def validate(config: TrainConfig) -> None:
     d = config.data
     need(d.stage in STAGES, f"data.stage must be one of {STAGES}, got {d.stage!r}")
     need(d.num_videos >= 1 and d.batch_size >= 1, "data needs num_videos >= 1 and batch_size >= 1")
+    need(d.clicks_per_frame >= 0, f"data.clicks_per_frame must be >= 0, got {d.clicks_per_frame}")
+    need(d.expressions_per_sample >= 1, f"data.expressions_per_sample must be >= 1, got {d.expressions_per_sample}")
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),

@@ -1,13 +1,16 @@
 """Training samples from the synthetic referring-video world, drawn statelessly from (seed, step, micro, rank, i).
 
-Stage 1 ("image"): one frame in which the target is visible, with an appearance or relation expression (motion
+Stage 1 ("image"): one frame with appearance or relation expressions whose targets are visible in it (motion
 needs time). Stage 2 ("video"): `clip_frames` distinct frames sorted in time (the reference samples 5 at random),
 any expression kind, a ground-truth mask per frame (empty where the target is out of view or occluded).
+A sample holds up to `expressions_per_sample` expressions over the same frames, distinct targets first (as the
+reference samples several objects of one video): the model must tell them apart from the text alone, and the
+image work is shared.
 Every sample is a pure function of its indices, so resuming or sharding over ranks never needs loader state.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,16 +21,47 @@ from strvos_core.datasets.synthetic import SyntheticConfig, generate_video, vide
 from strvos_core.processing import image as image_processing
 from strvos_core.training.config import DataSection
 
+MIN_CLICK_AREA = 16  # pixels: slivers of occluded objects are not clicked
+
 
 @dataclass
-class Sample:
-    """One expression over one or more frames, with the answer the LLM is taught to give."""
+class Target:
+    """One expression of a sample, the answer the LLM is taught to give, and its mask in each of the frames."""
 
     expression: str
     answer: str
+    masks: list[np.ndarray]  # bool [H, W], one per frame
+
+
+@dataclass
+class Click:
+    """A positive click on a visible object (SAM 2's promptable task), in frame pixels, and that object's mask."""
+
+    x: float
+    y: float
+    mask: np.ndarray  # bool [H, W]
+
+
+@dataclass
+class Sample:
+    """One or more frames of a video and the expressions trained on them."""
+
     frames: list[np.ndarray]  # uint8 [H, W, 3] RGB
-    masks: list[np.ndarray]  # bool [H, W]
+    targets: list[Target]
     video: int  # pool index, for debugging
+    clicks: list[list[Click]] = field(default_factory=list)  # per frame (data.clicks_per_frame)
+
+    @property
+    def expression(self) -> str:
+        return self.targets[0].expression
+
+    @property
+    def answer(self) -> str:
+        return self.targets[0].answer
+
+    @property
+    def masks(self) -> list[np.ndarray]:
+        return self.targets[0].masks
 
 
 @dataclass
@@ -72,16 +106,48 @@ class SyntheticPool:
                 break
         else:
             raise RuntimeError(f"no synthetic video among {self.config.num_videos} has an expression of kinds {kinds}")
-        text, obj_id, _ = options[int(rng.integers(len(options)))]
-        answer = self.config.answers[int(rng.integers(len(self.config.answers)))]
-        masks = video.labels == obj_id  # [T, H, W]
         if self.config.stage == "image":
-            visible = np.flatnonzero(masks.reshape(len(masks), -1).any(axis=1))
-            pool = visible if len(visible) else np.arange(len(masks))
-            chosen = [int(pool[int(rng.integers(len(pool)))])]
+            frame = self._visible_frame(video, options, rng)
+            chosen = [frame]
+            options = [e for e in options if (video.labels[frame] == e[1]).any()] or options
         else:
-            chosen = sorted(int(i) for i in rng.choice(len(masks), size=self.config.clip_frames, replace=False))
-        return Sample(text, answer, [video.frames[i] for i in chosen], [masks[i] for i in chosen], video_index)
+            chosen = sorted(int(i) for i in rng.choice(len(video.frames), size=self.config.clip_frames,
+                                                        replace=False))
+        targets = []
+        for text, obj_id, _ in _pick(options, self.config.expressions_per_sample, rng):
+            answer = self.config.answers[int(rng.integers(len(self.config.answers)))]
+            targets.append(Target(text, answer, [video.labels[i] == obj_id for i in chosen]))
+        clicks = [self._clicks(video.labels[i], rng) for i in chosen] if self.config.clicks_per_frame else []
+        return Sample([video.frames[i] for i in chosen], targets, video_index, clicks)
+
+    def _clicks(self, labels: np.ndarray, rng: np.random.Generator) -> list[Click]:
+        """Up to `clicks_per_frame` visible objects, each clicked at a random pixel of its own."""
+        ids, counts = np.unique(labels[labels > 0], return_counts=True)
+        ids = ids[counts >= MIN_CLICK_AREA]
+        clicks = []
+        for obj_id in rng.permutation(ids)[: self.config.clicks_per_frame]:
+            mask = labels == obj_id
+            ys, xs = np.nonzero(mask)
+            k = int(rng.integers(len(xs)))
+            clicks.append(Click(float(xs[k]) + 0.5, float(ys[k]) + 0.5, mask))
+        return clicks
+
+    @staticmethod
+    def _visible_frame(video: _PooledVideo, options: list[tuple[str, int, str]], rng: np.random.Generator) -> int:
+        """A frame where the target of a randomly drawn expression is visible (any frame if it never is)."""
+        _, obj_id, _ = options[int(rng.integers(len(options)))]
+        visible = np.flatnonzero((video.labels == obj_id).reshape(len(video.labels), -1).any(axis=1))
+        pool = visible if len(visible) else np.arange(len(video.labels))
+        return int(pool[int(rng.integers(len(pool)))])
+
+
+def _pick(options: list[tuple[str, int, str]], count: int, rng: np.random.Generator) -> list[tuple[str, int, str]]:
+    """Up to `count` expressions in random order, one per target object before any target is repeated."""
+    order = [options[int(i)] for i in rng.permutation(len(options))]
+    seen: set[int] = set()
+    first = [e for e in order if not (e[1] in seen or seen.add(e[1]))]
+    rest = [e for e in order if e not in first]
+    return (first + rest)[:count]
 
 
 def prepare_frame(frame: np.ndarray, mask: np.ndarray, config: StreamingRVOSConfig) -> PreparedFrame:
@@ -90,6 +156,10 @@ def prepare_frame(frame: np.ndarray, mask: np.ndarray, config: StreamingRVOSConf
     tiles = image_processing.llm_tiles(frame, config.tile_size, config.min_dynamic_patch, config.max_dynamic_patch,
                                        config.use_thumbnail)
     sam_image = image_processing.sam2_image(frame, config.grounding.image_size)
+    return PreparedFrame(tiles, sam_image, low_res_mask(mask, config))
+
+
+def low_res_mask(mask: np.ndarray, config: StreamingRVOSConfig) -> torch.Tensor:
+    """The ground truth at the low-res logits' size, resized with nearest."""
     low = config.grounding.image_size // 4
-    gt = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(low, low), mode="nearest")[0, 0]
-    return PreparedFrame(tiles, sam_image, gt)
+    return F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(low, low), mode="nearest")[0, 0]

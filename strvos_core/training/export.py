@@ -19,9 +19,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise StrvosError(f"{path} is neither a training checkpoint nor a run directory with checkpoints/")
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str | None = None) -> Path:
+    """`dtype` (e.g. "float16") is the stored precision of the weights; None keeps the training dtype."""
     from strvos_core.checkpoint import save_checkpoint
 
     model = checkpointing.load_model(resolve_checkpoint(checkpoint))
     merge_lora(model)
-    return save_checkpoint(model, model.tokenizer, out_dir)
+    return save_checkpoint(model, model.tokenizer, out_dir, dtype)

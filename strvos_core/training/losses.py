@@ -5,6 +5,7 @@
   `importance_sample_ratio` of them chosen among `oversample_ratio * num_points` random candidates, the rest
   uniform), sigmoid BCE averaged over all points (weight 2) and naive Dice with eps 1 averaged over masks
   (weight 0.5). Points are read with bilinear `grid_sample` (align_corners=False), the ground truth too.
+  `point_sampling: false` takes every pixel instead (our from-scratch recipe).
 """
 from __future__ import annotations
 
@@ -42,12 +43,17 @@ def sigmoid_bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(pred, target, reduction="mean")
 
 
-def naive_dice(pred: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - (2 sum(p t) + eps) / (sum p + sum t + eps) per row of [N, P], averaged over rows (mmdet naive Dice)."""
+def dice_per_mask(pred: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - (2 sum(p t) + eps) / (sum p + sum t + eps) per row of [N, P] logits / {0, 1} targets -> [N]."""
     probs = pred.sigmoid()
     numerator = 2 * (probs * target).sum(dim=1) + eps
     denominator = probs.sum(dim=1) + target.sum(dim=1) + eps
-    return (1 - numerator / denominator).mean()
+    return 1 - numerator / denominator
+
+
+def naive_dice(pred: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """`dice_per_mask` averaged over rows (mmdet naive Dice)."""
+    return dice_per_mask(pred, target, eps).mean()
 
 
 def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -74,6 +80,9 @@ def mask_losses(low_res_logits: torch.Tensor, gt_masks: torch.Tensor, config: Lo
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """[N, 1, h, w] logits and [N, h, w] {0,1} masks at the same size -> (BCE, Dice) on sampled points."""
     logits = low_res_logits.float()
+    if not config.point_sampling:
+        preds, targets = logits.flatten(1), gt_masks.flatten(1).float()
+        return sigmoid_bce(preds, targets), naive_dice(preds, targets)
     with torch.no_grad():
         coords = uncertain_point_coords(logits, config.num_points, config.oversample_ratio,
                                         config.importance_sample_ratio, generator)

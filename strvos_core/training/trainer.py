@@ -122,8 +122,8 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
             with sync:
                 terms = runner(samples)
                 (terms["loss"] / accum).backward()
-            for key in sums:
-                sums[key] += float(terms[key].detach()) / accum
+            for key, value in terms.items():  # "click" too when click prompts are trained
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) / accum
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip or float("inf"))
         if not torch.isfinite(grad_norm):
             raise StrvosError(f"step {step + 1}: the gradient norm is {float(grad_norm)}; lower optim.lr")

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Trains the embedded default model from scratch on this CPU and ships it (about 60 minutes on 2 cores):
+#   stage 1  single frames, appearance + relation expressions   (configs/train/tiny_synthetic.yaml)
+#   stage 2  3-frame clips with the [SEG] recurrence, all kinds  (configs/train/tiny_synthetic_stage2.yaml)
+#   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
+#   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
+#            then the model card (README.md next to the weights).
+# Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
+# Usage: bash scripts/train_tiny.sh [--test-videos N]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEST_VIDEOS=40
+if [ "${1:-}" = "--test-videos" ]; then TEST_VIDEOS=$2; fi
+VENV=$(bash "$ROOT/scripts/setup.sh" --print-venv)
+# shellcheck disable=SC1091
+. "$VENV/strvos-env.sh"
+export HF_HUB_OFFLINE=1
+cd "$ROOT"
+MODEL=strvos_core/assets/models/strvos-synthetic-tiny
+DATA=out/synthetic_eval
+
+train() {  # config, run dir: fresh, resumed, or already finished
+  if ls "$2"/checkpoints/step_* >/dev/null 2>&1; then strvos train --config "$1" --out "$2" --resume
+  else strvos train --config "$1" --out "$2"; fi
+}
+
+train configs/train/tiny_synthetic.yaml runs/tiny_s1
+strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
+train configs/train/tiny_synthetic_stage2.yaml runs/tiny_s2
+strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
+
+[ -f "$DATA/test/meta_expressions.json" ] || \
+  strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
+strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
+  --out out/eval/tiny_streaming --no-progress
+strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
+  --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
+python -m strvos_core.training.model_card --model "$MODEL" --runs runs/tiny_s1 runs/tiny_s2 \
+  --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS"

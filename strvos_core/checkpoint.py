@@ -343,14 +343,19 @@ def _check_keys(model, state: dict[str, torch.Tensor], directory: Path) -> None:
                               f"the model expects {tuple(expected[key].shape)}")
 
 
-def save_checkpoint(model, tokenizer, directory: str | Path) -> Path:
-    """Write config.json, model.safetensors and the tokenizer in the reference export format."""
+def save_checkpoint(model, tokenizer, directory: str | Path, dtype: str | torch.dtype | None = None) -> Path:
+    """Write config.json, model.safetensors and the tokenizer in the reference export format.
+
+    `dtype` stores the floating-point weights in another precision (float16 halves the file; the loader casts
+    them to whatever dtype the model is loaded in)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config_to_reference(model.config), indent=2))
-    state = {k: v.detach().to("cpu").contiguous() for k, v in ours_to_reference(model.state_dict()).items()}
+    store = resolve_dtype(dtype) if dtype is not None else None
+    state = {k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
+             for k, v in ours_to_reference(model.state_dict()).items()}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(str(directory))
     return directory

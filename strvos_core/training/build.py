@@ -97,6 +97,7 @@ def configure_trainable(model: nn.Module, trainable: TrainableSection, lora: Lor
             raise StrvosError(f"lora.targets {list(lora.targets)} match no linear layer of the language model")
     if trainable.embeddings == "full":
         llm.get_input_embeddings().requires_grad_(True)
+    if trainable.embeddings in ("full", "output"):
         llm.get_output_embeddings().requires_grad_(True)
     count = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if count == 0:

@@ -42,7 +42,7 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
 
 
 def save(ctx: DistContext, out_dir: Path, step: int, model, tokenizer, optimizer, scheduler,
-         config: TrainConfig, replicas_in_sync: bool, keep: int) -> Path:
+         config: TrainConfig, replicas_in_sync: bool, keep: int, head: torch.nn.Module | None = None) -> Path:
     """Collective: every rank calls it (each writes its RNG state; rank 0 writes the rest)."""
     final = out_dir / "checkpoints" / checkpoint_name(step)
     tmp = final.with_name(final.name + ".tmp")
@@ -65,6 +65,8 @@ def save(ctx: DistContext, out_dir: Path, step: int, model, tokenizer, optimizer
         (tmp / "lora.json").write_text(json.dumps(lora and {**lora, "targets": list(lora["targets"])}))
         (tmp / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        if head is not None:  # training-only head: resumed with the run, never exported
+            torch.save(head.state_dict(), tmp / "training_head.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(
             {"step": step, "world_size": ctx.world_size, "replicas_in_sync": replicas_in_sync}, indent=2))
         tokenizer.save_pretrained(str(tmp))
@@ -116,12 +118,15 @@ def load_train_config(directory: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(_require(directory, "train_config.json").read_text()))
 
 
-def load_state(ctx: DistContext, directory: Path, model, optimizer, scheduler) -> int:
+def load_state(ctx: DistContext, directory: Path, model, optimizer, scheduler,
+               head: torch.nn.Module | None = None) -> int:
     """Restore weights, optimizer, scheduler and this rank's RNG; returns the optimizer steps already done."""
     from safetensors.torch import load_file
 
     state = load_file(str(_require(directory, "model.safetensors")), device=str(ctx.device))
     model.load_state_dict(state, strict=True)
+    if head is not None:
+        head.load_state_dict(torch.load(_require(directory, "training_head.pt"), map_location=ctx.device))
     opt = torch.load(_require(directory, "optimizer.pt"), map_location=ctx.device, weights_only=False)
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])

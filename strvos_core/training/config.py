@@ -43,7 +43,7 @@ class TrainableSection:
     vision: str = "frozen"
     mlp1: str = "full"
     llm: str = "lora"
-    embeddings: str = "full"  # embed_tokens and lm_head (the added tokens need them)
+    embeddings: str = "full"  # embed_tokens and lm_head (the added tokens need them); "output": lm_head only
     text_hidden_fcs: str = "full"
     sam2_image_encoder: str = "frozen"
     sam2_mask_decoder: str = "full"
@@ -77,6 +77,10 @@ class LossSection:
     # most salient object" and every [SEG] collapse onto one vector; this gives the LLM a direct, per-expression
     # target (where the object is) that the click-trained decoder already turns into a mask.
     seg_click_weight: float = 0.0
+    # > 0: the [SEG] state must also say which words its expression holds (multi-label BCE through a linear head
+    # used only in training, saved with the checkpoints, never exported). From scratch, a [SEG] state starts ~1%
+    # dependent on the expression and the mask loss alone lets it collapse; this keeps it about the expression.
+    seg_words_weight: float = 0.0
     click_weight: float = 1.0  # the click-prompt mask loss (data.clicks_per_frame), relative to the [SEG] masks'
 
 
@@ -201,7 +205,9 @@ def validate(config: TrainConfig) -> None:
             raise StrvosError(f"training config: {message}")
 
     t = config.trainable
-    for name in ("vision", "mlp1", "embeddings", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder"):
+    need(t.embeddings in (*PART_MODES, "output"),
+         f"trainable.embeddings must be one of {(*PART_MODES, 'output')}, got {t.embeddings!r}")
+    for name in ("vision", "mlp1", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder"):
         need(getattr(t, name) in PART_MODES, f"trainable.{name} must be one of {PART_MODES}, got {getattr(t, name)!r}")
     need(t.llm in LLM_MODES, f"trainable.llm must be one of {LLM_MODES}, got {t.llm!r}")
     lo = config.lora
@@ -209,7 +215,8 @@ def validate(config: TrainConfig) -> None:
          f"lora needs rank >= 1, alpha > 0, 0 <= dropout < 1 (got {lo.rank}, {lo.alpha}, {lo.dropout})")
     need(bool(lo.targets), "lora.targets must name at least one linear layer")
     ls = config.loss
-    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight) >= 0, "loss weights must be >= 0")
+    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight,
+             ls.seg_words_weight) >= 0, "loss weights must be >= 0")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")
     need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
          "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")

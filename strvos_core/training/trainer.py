@@ -80,7 +80,8 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     configure_trainable(model, config.trainable, config.lora)
     model.to(ctx.device)
     set_train_mode(model)
-    params = [p for p in model.parameters() if p.requires_grad]
+    module = TrainingModel(model, config.loss)  # may hold training-only heads (loss.seg_words_weight)
+    params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.optim.lr, betas=tuple(config.optim.betas),
                                   weight_decay=config.optim.weight_decay)
     scheduler = build_scheduler(optimizer, config.run.steps, config.optim.warmup_ratio,
@@ -88,7 +89,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     log_path = out_dir / LOG_NAME
     start = 0
     if previous:
-        start = checkpointing.load_state(ctx, previous[-1], model, optimizer, scheduler)
+        start = checkpointing.load_state(ctx, previous[-1], model, optimizer, scheduler, module.word_head)
         if ctx.is_main:
             _truncate_log(log_path, start)
     else:
@@ -99,7 +100,6 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
             log_path.write_text("")
     distributed.barrier(ctx)
 
-    module = TrainingModel(model, config.loss)
     runner = module
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -146,7 +146,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
             if not in_sync:
                 raise StrvosError(f"step {done}: the DDP replicas' parameters differ")
             last_checkpoint = checkpointing.save(ctx, out_dir, done, model, model.tokenizer, optimizer, scheduler,
-                                                 config, in_sync, config.run.keep_checkpoints)
+                                                 config, in_sync, config.run.keep_checkpoints, module.word_head)
     return TrainResult(max(end, start), last_checkpoint, log_path, history, in_sync)
 
 

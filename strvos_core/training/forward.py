@@ -48,7 +48,8 @@ class TrainingModel(nn.Module):
         self.last_frames: list[list[FrameOutput]] = []  # per sample target, per frame (for tests)
         cfg = model.config.language
         # training-only head (loss.seg_words_weight): which vocabulary words the expression holds
-        self.word_head = nn.Linear(cfg.hidden_size, cfg.vocab_size) if loss_config.seg_words_weight > 0 else None
+        prompt_dim = model.text_hidden_fcs[-2].out_features
+        self.word_head = nn.Linear(prompt_dim, cfg.vocab_size) if loss_config.seg_words_weight > 0 else None
 
     def answer_ids(self, answer: str) -> torch.Tensor:
         """[A] ids of the answer plus the end-of-turn token that stops generation."""
@@ -114,8 +115,8 @@ class TrainingModel(nn.Module):
                     lm_tokens += out.lm_tokens
                     logits.append(out.low_res_logits)
                     targets.append(low_res_mask(target.masks[t], cfg))
-                    if self.word_head is not None:
-                        seg_words.append(self.seg_words_loss(out.seg_hidden, target.expression))
+                    if self.word_head is not None:  # on SAM 2's prompt token: what the decoder actually sees
+                        seg_words.append(self.seg_words_loss(out.prompt, target.expression))
                     if self.loss_config.seg_click_weight > 0 and target.masks[t].any():
                         seg_click.append(self.seg_click_loss(out.prompt, target.masks[t]))
                     states[k] = out.seg_hidden.detach()
@@ -139,13 +140,13 @@ class TrainingModel(nn.Module):
             out["click"] = click
         return out
 
-    def seg_words_loss(self, seg_hidden: torch.Tensor, expression: str) -> torch.Tensor:
+    def seg_words_loss(self, prompt: torch.Tensor, expression: str) -> torch.Tensor:
         """Multi-label BCE summed over the vocabulary (a mean would let "no word" win: ~5 of ~500 are positive)
-        for the word head on the [SEG] state against the expression's token ids."""
+        for the word head on the projected [SEG] prompt token against the expression's token ids."""
         ids = self.model.tokenizer(expression, add_special_tokens=False)["input_ids"]
-        goal = torch.zeros(self.word_head.out_features, device=seg_hidden.device)
-        goal[torch.tensor(ids, device=seg_hidden.device)] = 1.0
-        return F.binary_cross_entropy_with_logits(self.word_head(seg_hidden[0].float()), goal, reduction="sum")
+        goal = torch.zeros(self.word_head.out_features, device=prompt.device)
+        goal[torch.tensor(ids, device=prompt.device)] = 1.0
+        return F.binary_cross_entropy_with_logits(self.word_head(prompt[0].float()), goal, reduction="sum")
 
     def seg_click_loss(self, prompt: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """Normalised MSE between the [SEG] prompt token and SAM 2's click embedding at the mask's centre."""

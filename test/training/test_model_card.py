@@ -1,0 +1,52 @@
+"""The model card copies its numbers from the run logs and eval summaries it is given, and names missing parts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from strvos_core.errors import StrvosError
+from strvos_core.training.model_card import TARGETS, write_card
+
+
+def _run(folder, stage, seconds, losses):
+    folder.mkdir()
+    (folder / "train_config.json").write_text(json.dumps({"data": {"stage": stage, "seed": 3, "num_videos": 7},
+                                                          "model": {"seed": 0}}))
+    (folder / "log.jsonl").write_text("".join(json.dumps({"step": i + 1, "seconds": seconds, "loss": v, "dice": v / 2})
+                                              + "\n" for i, v in enumerate(losses)))
+
+
+def _eval(folder, by_kind, overall):
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({
+        "backend": "streamingrvos", "num_videos": 2, "num_expressions": sum(v["count"] for v in by_kind.values()),
+        "metrics": {"J&F": overall}, "by_category": by_kind}))
+
+
+def test_card_numbers_come_from_the_files(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"x" * 2048)
+    _run(tmp_path / "s1", "image", 60.0, [4.0, 2.0])
+    _run(tmp_path / "s2", "video", 30.0, [1.0])
+    kinds = {"appearance": {"J": 0.9, "F": 0.8, "JF": 0.85, "count": 4},
+             "relation": {"J": 0.5, "F": 0.3, "JF": 0.4, "count": 2},
+             "motion": {"J": 0.7, "F": 0.7, "JF": 0.7, "count": 1}}
+    _eval(tmp_path / "on", kinds, 0.7)
+    _eval(tmp_path / "off", {k: {**v, "JF": v["JF"] / 2} for k, v in kinds.items()}, 0.35)
+    table = write_card(model, [tmp_path / "s1", tmp_path / "s2"], tmp_path / "on", tmp_path / "off", 2)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
+    assert rows["appearance"] == ["4", "0.850", "0.425", f">= {TARGETS['appearance']:.2f}", "yes"]
+    assert rows["relation"][1:3] == ["0.400", "0.200"] and rows["relation"][-1] == "no"
+    assert rows["motion"][-1] == "yes" and rows["all"][:3] == ["7", "0.700", "0.350"]
+    card = (model / "README.md").read_text()
+    assert "bash scripts/train_tiny.sh" in card and "2.5 minutes" in card  # 2 x 60 s + 30 s of logged steps
+    saved = json.loads((model / "scores.json").read_text())
+    assert saved["runs"][0]["steps"] == 2 and saved["runs"][0]["final_loss"] == 3.0
+
+
+def test_missing_summary_is_named(tmp_path):
+    _run(tmp_path / "s1", "image", 1.0, [1.0])
+    with pytest.raises(StrvosError, match="summary.json not found"):
+        write_card(tmp_path, [tmp_path / "s1"], tmp_path / "nope", tmp_path / "nope", 1)

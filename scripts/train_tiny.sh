@@ -29,7 +29,7 @@ strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
 train configs/train/tiny_synthetic_stage2.yaml runs/tiny_s2
 strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
 
-[ -f "$DATA/test/meta_expressions.json" ] || \
+[ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --out out/eval/tiny_streaming --no-progress

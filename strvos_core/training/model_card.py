@@ -79,6 +79,11 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     stages = "\n".join(f"| {f['stage']} | {f['steps']} | {f['minutes']:.1f} | {f['num_videos']} (seed {f['seed']}) | "
                        f"{f['final_loss']:.3f} | {f['final_dice']:.3f} |" for f in facts)
     total = sum(f["minutes"] for f in facts)
+    missed = [k for k in KINDS if k in streaming["by_kind"] and streaming["by_kind"][k]["JF"] < TARGETS[k]]
+    verdict = ("All targets met." if not missed else
+               f"**Targets not met for: {', '.join(missed)}.** Where the two J&F columns agree, the model ignores "
+               "the expression (it segments the most salient object); see strvos_core/training/README.md for the "
+               "diagnosis of training from scratch.")
     card = f"""# strvos-synthetic-tiny
 
 The StreamingRVOS architecture (InternViT + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
@@ -104,6 +109,8 @@ Commands (from `{TRAIN_COMMAND}`):
     strvos eval --dataset synthetic --data-root out/synthetic_eval --split test --model {model}
     strvos eval --dataset synthetic --data-root out/synthetic_eval --split test --model {model} \\
         --backend streamingrvos-no-state
+
+{verdict}
 
 "Without the state" feeds the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's
 [SEG] hidden state: what the streaming memory buys.

@@ -144,9 +144,10 @@ class SyntheticPool:
 def _pick(options: list[tuple[str, int, str]], count: int, rng: np.random.Generator) -> list[tuple[str, int, str]]:
     """Up to `count` expressions in random order, one per target object before any target is repeated."""
     order = [options[int(i)] for i in rng.permutation(len(options))]
-    seen: set[int] = set()
-    first = [e for e in order if not (e[1] in seen or seen.add(e[1]))]
-    rest = [e for e in order if e not in first]
+    first, rest, seen = [], [], set()
+    for expression in order:
+        (rest if expression[1] in seen else first).append(expression)
+        seen.add(expression[1])
     return (first + rest)[:count]
 
 

@@ -86,15 +86,7 @@ class GroundingModel(nn.Module):
         labels = -torch.ones(1, 1, dtype=torch.int32, device=device)
         sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         sparse = torch.cat([sparse, language_embedding.reshape(1, 1, -1).to(sparse.dtype)], dim=1)
-        masks, ious, _, object_logits = sam.sam_mask_decoder(
-            image_embeddings=features.image_embed,
-            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-            repeat_image=False,
-            high_res_features=features.high_res,
-        )
+        masks, ious, _, object_logits = self._three_masks(features, sparse, dense)
         best = torch.argmax(ious, dim=-1)
         rows = torch.arange(masks.shape[0], device=device)
         return MaskPrediction(masks.float()[rows, best].unsqueeze(1), ious[rows, best].float(),
@@ -115,7 +107,12 @@ class GroundingModel(nn.Module):
         coords = point_xy.reshape(1, 1, 2).to(features.image_embed.device, torch.float32)
         labels = torch.ones(1, 1, dtype=torch.int32, device=coords.device)
         sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        masks, _, _, _ = sam.sam_mask_decoder(
+        return self._three_masks(features, sparse, dense)[0].float()
+
+    def _three_masks(self, features: ImageFeatures, sparse: torch.Tensor, dense: torch.Tensor):
+        """The mask decoder with multimask output: (masks [1, 3, h, w], ious, tokens, object logits)."""
+        sam = self.sam2_model
+        return sam.sam_mask_decoder(
             image_embeddings=features.image_embed,
             image_pe=sam.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
@@ -124,4 +121,3 @@ class GroundingModel(nn.Module):
             repeat_image=False,
             high_res_features=features.high_res,
         )
-        return masks.float()

@@ -101,6 +101,7 @@ class TrainingModel(nn.Module):
         self.last_frames = []
         for sample in samples:
             answers = [self.answer_ids(target.answer) for target in sample.targets]
+            words = [self.expression_words(t.expression) for t in sample.targets] if self.word_head is not None else []
             states: list[torch.Tensor | None] = [None] * len(sample.targets)
             outputs: list[list[FrameOutput]] = [[] for _ in sample.targets]
             for t, frame in enumerate(sample.frames):
@@ -116,7 +117,7 @@ class TrainingModel(nn.Module):
                     logits.append(out.low_res_logits)
                     targets.append(low_res_mask(target.masks[t], cfg))
                     if self.word_head is not None:  # on SAM 2's prompt token: what the decoder actually sees
-                        seg_words.append(self.seg_words_loss(out.prompt, target.expression))
+                        seg_words.append(self.seg_words_loss(out.prompt, words[k]))
                     if self.loss_config.seg_click_weight > 0 and target.masks[t].any():
                         seg_click.append(self.seg_click_loss(out.prompt, target.masks[t]))
                     states[k] = out.seg_hidden.detach()
@@ -126,27 +127,26 @@ class TrainingModel(nn.Module):
                                        self.loss_config, generator)
         terms = losses.combine(self.loss_config, lm, bce, dice)
         out = {"loss": terms.total, "lm": terms.lm, "bce": terms.bce, "dice": terms.dice}
-        if seg_words:
-            words = torch.stack(seg_words).mean()
-            out["loss"] = out["loss"] + self.loss_config.seg_words_weight * words
-            out["seg_words"] = words
-        if seg_click:
-            distil = torch.stack(seg_click).mean()
-            out["loss"] = out["loss"] + self.loss_config.seg_click_weight * distil
-            out["seg_click"] = distil
-        if click_losses:
-            click = torch.stack(click_losses).mean()
-            out["loss"] = out["loss"] + self.loss_config.click_weight * click
-            out["click"] = click
+        extra = (("seg_words", seg_words, self.loss_config.seg_words_weight),
+                 ("seg_click", seg_click, self.loss_config.seg_click_weight),
+                 ("click", click_losses, self.loss_config.click_weight))
+        for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
+            if values:
+                out[name] = torch.stack(values).mean()
+                out["loss"] = out["loss"] + weight * out[name]
         return out
 
-    def seg_words_loss(self, prompt: torch.Tensor, expression: str) -> torch.Tensor:
-        """Multi-label BCE summed over the vocabulary (a mean would let "no word" win: ~5 of ~500 are positive)
-        for the word head on the projected [SEG] prompt token against the expression's token ids."""
+    def expression_words(self, expression: str) -> torch.Tensor:
+        """[vocab] multi-hot of the expression's token ids: the word head's target (once per target, not frame)."""
         ids = self.model.tokenizer(expression, add_special_tokens=False)["input_ids"]
-        goal = torch.zeros(self.word_head.out_features, device=prompt.device)
-        goal[torch.tensor(ids, device=prompt.device)] = 1.0
-        return F.binary_cross_entropy_with_logits(self.word_head(prompt[0].float()), goal, reduction="sum")
+        goal = torch.zeros(self.word_head.out_features, device=self.model.device)
+        goal[torch.tensor(ids, device=goal.device)] = 1.0
+        return goal
+
+    def seg_words_loss(self, prompt: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """Multi-label BCE summed over the vocabulary (a mean would let "no word" win: ~5 of ~500 are positive)
+        for the word head on the projected [SEG] prompt token against `expression_words`."""
+        return F.binary_cross_entropy_with_logits(self.word_head(prompt[0].float()), words, reduction="sum")
 
     def seg_click_loss(self, prompt: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """Normalised MSE between the [SEG] prompt token and SAM 2's click embedding at the mask's centre."""

@@ -11,21 +11,23 @@ from std_msgs.msg import Header
 from strvos_core.pose import check_intrinsics
 from strvos_core.pose.pca import PoseEstimate
 from strvos_core.realtime.encodings import decode_compressed, image_from_buffer, mask_to_mono8, to_rgb
+from strvos_ros.cdr import RawImage
 
 
 def stamp_seconds(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
-def rgb_from_msg(msg: Image | CompressedImage) -> np.ndarray:
-    """HxWx3 uint8 RGB of a colour Image (rgb8, bgr8, mono8, rgba8, bgra8) or CompressedImage."""
+def rgb_from_msg(msg: Image | RawImage | CompressedImage) -> np.ndarray:
+    """HxWx3 uint8 RGB of a colour Image (rgb8, bgr8, mono8, rgba8, bgra8) or CompressedImage; a view of the
+    message's bytes where no conversion is needed (rgb8 with step = 3 x width)."""
     if isinstance(msg, CompressedImage):
         return decode_compressed(msg.data)
     image = image_from_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
     return to_rgb(image, msg.encoding)
 
 
-def depth_from_msg(msg: Image) -> np.ndarray:
+def depth_from_msg(msg: Image | RawImage) -> np.ndarray:
     """Raw HxW depth array (uint16 mm or float32 m, see encoding) of a depth Image."""
     if msg.encoding not in ("16UC1", "mono16", "32FC1"):
         raise ValueError(f"depth encoding {msg.encoding!r} is not supported; expected 16UC1 (mm) or 32FC1 (m)")

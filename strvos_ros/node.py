@@ -48,7 +48,7 @@ from strvos_core.realtime.prompts import PromptError, check_target_id, clean_pro
 from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
 from strvos_core.realtime.tracking import TargetTracker
-from strvos_ros import conversions, parameters, visuals
+from strvos_ros import cdr, conversions, parameters, visuals
 
 DEFAULT_TARGET = "default"
 MAX_PENDING_COMMANDS = 64
@@ -62,9 +62,9 @@ class Job:
     """One matched camera frame waiting for inference."""
 
     header: Header
-    image: Image | CompressedImage
+    image: Image | CompressedImage | cdr.RawImage
     received: float                      # time.monotonic() at receipt
-    depth: Image | None = None
+    depth: Image | cdr.RawImage | None = None
     color_info: CameraInfo | None = None
     depth_info: CameraInfo | None = None
     submitted: float = 0.0               # time.monotonic() when matched and handed to the worker
@@ -213,14 +213,22 @@ class StrvosNode(LifecycleNode):
         camera = QoSProfile(depth=s.input_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
         overrides = QoSOverridingOptions.with_default_policies()
 
-        def sub(msg_type, topic, callback, qos, stage: str | None = None):
+        def sub(msg_type, topic, callback, qos, stage: str | None = None, raw_as: str | None = None):
+            """raw_as: take the CDR bytes (no Python message built by rclpy) and parse them with cdr.parse_image;
+            unreadable bytes are bad input of that kind."""
             events = SubscriptionEventCallbacks(incompatible_qos=lambda info, t=topic: self._qos_warning(t, info))
 
             def timed(msg, info):
                 started = time.thread_time()
-                if stage is not None:
-                    self._record_arrival(stage, info)
                 try:
+                    if raw_as is not None:
+                        try:
+                            msg = cdr.parse_image(msg, raw_as)
+                        except ValueError as exc:
+                            self._bad_input(raw_as, str(exc))
+                            return
+                    if stage is not None:
+                        self._record_arrival(stage, info)
                     if stage == "image":
                         callback(msg, info.get("received_timestamp") or time.time_ns())
                     else:
@@ -230,14 +238,14 @@ class StrvosNode(LifecycleNode):
 
             self._subscriptions.append(self.create_subscription(
                 msg_type, topic, timed, qos, callback_group=self._io_group, event_callbacks=events,
-                qos_overriding_options=overrides))
+                qos_overriding_options=overrides, raw=raw_as is not None))
 
         if s.compressed_input:
             sub(CompressedImage, "image/compressed", self._on_image, camera, "image")
         else:
-            sub(Image, "image", self._on_image, camera, "image")
+            sub(Image, "image", self._on_image, camera, "image", raw_as="colour image")
         if s.use_depth:
-            sub(Image, "depth", self._on_depth, camera, "depth")
+            sub(Image, "depth", self._on_depth, camera, "depth", raw_as="depth image")
             sub(CameraInfo, "camera_info", lambda m: self._on_secondary("color_info", m), camera)
             sub(CameraInfo, "depth_camera_info", lambda m: self._on_secondary("depth_info", m), camera)
         prompts = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -278,7 +286,7 @@ class StrvosNode(LifecycleNode):
         self._pubs.clear()
 
     # ------------------------------------------------------------------ input callbacks (executor threads)
-    def _on_image(self, msg: Image | CompressedImage, received_ns: int) -> None:
+    def _on_image(self, msg: Image | CompressedImage | cdr.RawImage, received_ns: int) -> None:
         now = time.monotonic()
         self._input_rate.tick(now)
         try:
@@ -307,7 +315,7 @@ class StrvosNode(LifecycleNode):
         if waiting:
             self._slot.wake()  # the worker sleeps until this frame's sync deadline (see _poll_matcher)
 
-    def _on_depth(self, msg: Image) -> None:
+    def _on_depth(self, msg: Image | cdr.RawImage) -> None:
         try:
             if msg.encoding not in DEPTH_ENCODINGS:
                 raise ValueError(f"depth encoding {msg.encoding!r} is not supported; use 16UC1 (mm) or 32FC1 (m)")
@@ -498,7 +506,8 @@ class StrvosNode(LifecycleNode):
         want_overlay = self.settings.publish_overlay and listened["~/overlay"]
         want_markers = self.settings.publish_markers and listened["~/markers"]
         out = SegmentationArray(header=header, inference_time=step_time)
-        overlay_items, markers = [], MarkerArray(markers=[visuals.delete_all(header)])
+        overlay_items = []
+        markers = MarkerArray(markers=[visuals.delete_all(header)]) if want_markers else None
         for target_id, target in self._targets.items():
             res = results.get(target_id)
             if res is None:

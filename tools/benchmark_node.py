@@ -14,6 +14,7 @@ ROS network safety: LOCALHOST discovery and a random ROS_DOMAIN_ID are set here 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import platform
 import random
@@ -35,6 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from strvos_ros.msg import SegmentationArray  # noqa: E402
@@ -44,6 +46,17 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 # loses most ~1 MB best-effort messages on loopback (UDP fragments), which would measure the network, not the node.
 SENSOR = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+def keep_freed_memory() -> None:
+    """glibc: reuse freed megabyte-sized blocks instead of returning them to the kernel (each fresh 4 KB page
+    costs a page fault on the development VM: ~2 ms per 900 KB message taken in Python)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
 
 
 def seconds(header) -> float:
@@ -59,8 +72,9 @@ def set_stamp(msg, t: float, frame: str = "camera_color_optical_frame"):
 class Camera:
     """Publishes a synthetic RGB-D camera and records strvos_node's outputs with receipt times."""
 
-    def __init__(self, width: int, height: int, watch_all: bool = False) -> None:
+    def __init__(self, width: int, height: int, watch_all: bool = False, lean: bool = False) -> None:
         self.node = rclpy.create_node(f"strvos_bench_camera_{width}")
+        self.lean = lean
         self.width, self.height = width, height
         rgb = np.full((height, width, 3), 90, np.uint8)
         rgb[height // 4: 3 * height // 4, width // 3: 2 * width // 3] = (220, 30, 30)
@@ -81,7 +95,10 @@ class Camera:
         self.return_path: dict[float, tuple[float, float]] = {}  # stamp -> (result DDS, our take + executor) s
         self.diagnostics: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.node.create_subscription(SegmentationArray, "/strvos_node/segmentation", self._on_seg, RELIABLE)
+        # lean: take the result as CDR bytes and deserialise it after noting the receipt time, so rclpy building
+        # a Python SegmentationArray (its 300 KB mask) in this process is not counted as the node's overhead.
+        self.node.create_subscription(SegmentationArray, "/strvos_node/segmentation", self._on_seg, RELIABLE,
+                                      raw=lean)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, RELIABLE)
         if watch_all:  # the node builds only what someone subscribes to: also take every visual output
             for msg_type, topic in ((Image, "overlay"), (MarkerArray, "markers"), (Image, "mask"),
@@ -91,10 +108,12 @@ class Camera:
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
 
-    def _on_seg(self, msg: SegmentationArray, info) -> None:
-        now_ns = time.time_ns()
+    def _on_seg(self, msg: SegmentationArray | bytes, info) -> None:
+        now_ns, now = time.time_ns(), time.monotonic()
+        if self.lean:
+            msg = deserialize_message(msg, SegmentationArray)
         with self.lock:
-            self.results[seconds(msg.header)] = (time.monotonic(), float(msg.inference_time))
+            self.results[seconds(msg.header)] = (now, float(msg.inference_time))
             source, received = info["source_timestamp"], info["received_timestamp"]
             self.return_path[seconds(msg.header)] = ((received - source) * 1e-9, (now_ns - received) * 1e-9)
 
@@ -108,8 +127,12 @@ class Camera:
         for pub, msg in ((self.pub_info, self.info), (self.pub_depth_info, self.info), (self.pub_depth, self.depth)):
             if pub.get_subscription_count():
                 pub.publish(set_stamp(msg, t))
+        if self.lean:  # what a driver that serialises its frames itself hands over: CDR bytes
+            rgb = serialize_message(set_stamp(self.rgb, t))
+        else:
+            rgb = set_stamp(self.rgb, t)
         self.sent[round(t, 6)] = time.monotonic()
-        self.pub_rgb.publish(set_stamp(self.rgb, t))
+        self.pub_rgb.publish(rgb)
         self.publish_call[round(t, 6)] = time.monotonic() - self.sent[round(t, 6)]
 
     def wait_ready(self, timeout: float = 300.0) -> None:
@@ -130,14 +153,31 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def node_environment(source: Path | None) -> dict[str, str]:
+    """The node's environment; with ``source`` (a checkout, e.g. of another commit), its strvos_ros/*.py
+    modules and strvos_core replace the installed ones while the messages still come from the venv."""
+    env = dict(os.environ)
+    if source is None:
+        return env
+    import strvos_ros  # the installed package (messages + node modules)
+
+    overlay = Path(tempfile.mkdtemp(prefix="strvos_bench_overlay_"))
+    (overlay / "strvos_ros").mkdir()
+    paths = [str((source / "strvos_ros").resolve()), *strvos_ros.__path__]
+    (overlay / "strvos_ros" / "__init__.py").write_text(f"__path__ = {paths!r}\n")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(overlay), str(source.resolve()), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
     node_bin = Path(os.environ["VIRTUAL_ENV"]) / "lib" / "strvos_ros" / "strvos_node"
     log = open(Path(tempfile.gettempdir()) / f"strvos_bench_node_{width}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [str(node_bin), "--ros-args", "-p", f"model:={args.model}", "-p", f"device:={args.device}",
-         "-p", "score_threshold:=0.0", "-p", "input.reliability:=reliable", "-p", f"use_depth:={str(use_depth).lower()}", "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    camera = Camera(width, height, args.watch_all)
+         "-p", "score_threshold:=0.0", "-p", "input.reliability:=reliable", "-p", f"use_depth:={str(use_depth).lower()}",
+         "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=node_environment(args.node_source))
+    camera = Camera(width, height, args.watch_all, args.lean_client)
     try:
         camera.wait_ready()
         t = 1000.0
@@ -238,6 +278,8 @@ def table(results: list[dict], args) -> str:
         f"--seconds {args.seconds} --resolutions {args.resolutions} --depth-modes {args.depth_modes}"
         + (f" --fastdds-profile {args.fastdds_profile}" if args.fastdds_profile else "")
         + (" --watch-all" if args.watch_all else "")
+        + (f" --node-source {args.node_source}" if args.node_source else "")
+        + (" --lean-client" if args.lean_client else "")
         + f"` on {hardware()}; no GPU; load average (1 min) {args.load[0]:.2f} at the start, {args.load[1]:.2f} at "
         "the end. Node and camera in separate processes over "
         "Fast DDS on loopback with reliable camera QoS (best effort loses most ~1 MB messages here); colour + 16UC1 "
@@ -315,7 +357,17 @@ def main() -> int:
                         help="also subscribe to ~/overlay, ~/markers, ~/mask, ~/mask/default, ~/pose/default")
     parser.add_argument("--fastdds-profile", type=Path, default=None,
                         help="Fast DDS XML profile for the camera and the node (e.g. config/fastdds_large_images.xml)")
+    parser.add_argument("--node-source", type=Path, default=None,
+                        help="run the node modules (strvos_ros/*.py) and strvos_core of this checkout instead of the "
+                        "installed ones (e.g. a copy of an older commit, for a before/after comparison)")
+    parser.add_argument("--lean-client", action="store_true",
+                        help="take less of this benchmark's own Python cost into the overhead: the camera publishes "
+                        "pre-serialised CDR bytes (serialised before the send time is noted), results are taken as "
+                        "CDR bytes and deserialised after the receipt time is noted, and this process keeps freed "
+                        "memory for reuse (glibc mallopt, as the node does)")
     args = parser.parse_args()
+    if args.lean_client:
+        keep_freed_memory()
     if args.fastdds_profile is not None:
         if not args.fastdds_profile.is_file():
             parser.error(f"--fastdds-profile {args.fastdds_profile} is not a file")

@@ -1,10 +1,16 @@
-"""sensor_msgs/Image straight from its serialized (CDR) bytes: the header fields parsed, the pixels a zero-copy view.
+"""CDR bytes of camera images read, and of the node's results written, without building rclpy Python messages.
+
+Reading: sensor_msgs/Image from its serialized (CDR) bytes, the header fields parsed, the pixels a zero-copy view.
 
 The node subscribes to the camera with ``raw=True``: rclpy then hands over the CDR bytes as they came off the
 middleware instead of building a Python Image (a 900 KB array.array for 640x480 rgb8, copied once more from the
 middleware's C message). This module reads those bytes. Plain CDR (XCDR1) in either byte order is parsed here;
 any other representation (e.g. XCDR2) goes through rclpy's own deserialisation, so nothing that rclpy could read
 is refused. Malformed or truncated bytes raise ValueError, which the node counts and logs as bad input.
+
+Writing: strvos_ros/SegmentationArray and the mono8 mask Images as CDR bytes, which rclpy publishes as they are
+(``Publisher.publish(bytes)``): the node's per-frame results go out without constructing a TargetSegmentation,
+its Image, PoseStamped, RegionOfInterest and Vector3 (and their headers) in Python and converting them to C.
 
 Layout (OMG CDR): a 4-byte encapsulation header (representation id, options), then the fields in order,
 each aligned to its size relative to the end of the encapsulation header; a string is a uint32 length
@@ -15,6 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
@@ -25,6 +32,12 @@ CDR_BE, CDR_LE = b"\x00\x00", b"\x00\x01"     # representation ids of plain (XCD
 _STAMP = {"<": struct.Struct("<iI"), ">": struct.Struct(">iI")}
 _UINT32 = {"<": struct.Struct("<I"), ">": struct.Struct(">I")}
 _HEIGHT_WIDTH = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
+_FLOAT32 = struct.Struct("<f")
+_SCORE_STATE = struct.Struct("<fBB")               # score, state, has_seg
+_ROI = struct.Struct("<IIIIIB")                    # mask_area, bbox x_offset, y_offset, height, width, do_rectify
+_POSE = struct.Struct("<7d")                       # position xyz, orientation xyzw
+_FLAGS = struct.Struct("<BB")                      # pose_valid, orientation_valid
+_VECTOR3 = struct.Struct("<3d")
 
 
 @dataclass(slots=True)
@@ -114,3 +127,99 @@ def _deserialize(serialized: bytes, what: str) -> Image:
         return deserialize_message(bytes(serialized), Image)
     except Exception as exc:  # rclpy raises RuntimeError / UnicodeDecodeError / ... on malformed data
         raise ValueError(f"serialized {what} could not be deserialised: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+@dataclass(slots=True)
+class TargetFields:
+    """One TargetSegmentation's values (its header, and its mask's and pose's headers, are the frame's header).
+
+    ``mask``: the HxW mono8 array (255 inside) or None for an empty Image; ``bbox``: (x, y, width, height)."""
+
+    target_id: str
+    prompt: str
+    score: float
+    state: int
+    has_seg: bool
+    mask: np.ndarray | None
+    mask_area: int
+    bbox: tuple[int, int, int, int] = (0, 0, 0, 0)
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    pose_valid: bool = False
+    orientation_valid: bool = False
+    extent: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    depth_points: int = 0
+
+
+class _Writer:
+    """Little-endian plain CDR into one bytearray (padding written as zeros)."""
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = bytearray(CDR_LE + b"\x00\x00")
+
+    def pack(self, layout: struct.Struct, *values, align: int = 4) -> None:
+        pad = -(len(self.out) - ENCAPSULATION_BYTES) % align
+        if pad:
+            self.out += bytes(pad)
+        self.out += layout.pack(*values)
+
+    def string(self, text: str) -> None:
+        raw = text.encode()
+        self.pack(_UINT32["<"], len(raw) + 1)
+        self.out += raw
+        self.out.append(0)
+
+    def header(self, header: Header) -> None:
+        self.pack(_STAMP["<"], header.stamp.sec, header.stamp.nanosec)
+        self.string(header.frame_id)
+
+    def image(self, header: Header | None, pixels: np.ndarray | None, encoding: str) -> None:
+        """An Image of ``pixels`` (HxW or HxWxC uint8, row-major, step = row bytes); an empty Image for None."""
+        if pixels is None:
+            self.header(Header())
+            self.pack(_HEIGHT_WIDTH["<"], 0, 0)
+            self.string("")
+            self.out.append(0)
+            self.pack(_HEIGHT_WIDTH["<"], 0, 0)  # step, data count
+            return
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        height, width = pixels.shape[:2]
+        self.header(header)
+        self.pack(_HEIGHT_WIDTH["<"], height, width)
+        self.string(encoding)
+        self.out.append(0)  # is_bigendian
+        self.pack(_HEIGHT_WIDTH["<"], pixels.strides[0], pixels.size)  # step, data count
+        self.out += pixels.data
+
+
+def serialize_image(header: Header, pixels: np.ndarray, encoding: str) -> bytes:
+    """CDR bytes of a sensor_msgs/Image of ``pixels`` (uint8, HxW or HxWxC) with that header and encoding."""
+    writer = _Writer()
+    writer.image(header, pixels, encoding)
+    return bytes(writer.out)
+
+
+def serialize_segmentation_array(header: Header, targets: list[TargetFields], inference_time: float) -> bytes:
+    """CDR bytes of the strvos_ros/SegmentationArray the node publishes (see TargetFields)."""
+    writer = _Writer()
+    pack = writer.pack
+    writer.header(header)
+    pack(_UINT32["<"], len(targets))
+    for target in targets:
+        writer.header(header)
+        writer.string(target.target_id)
+        writer.string(target.prompt)
+        pack(_SCORE_STATE, target.score, target.state, target.has_seg)
+        writer.image(header, target.mask, "mono8")
+        x, y, width, height = target.bbox
+        pack(_ROI, target.mask_area, x, y, height, width, 0)
+        writer.header(header)  # pose.header
+        pack(_POSE, *target.position, *target.orientation, align=8)
+        pack(_FLAGS, target.pose_valid, target.orientation_valid, align=1)
+        pack(_VECTOR3, *target.extent, align=8)
+        pack(_UINT32["<"], target.depth_points)
+    pack(_FLOAT32, inference_time)
+    return bytes(writer.out)

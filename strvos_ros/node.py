@@ -36,12 +36,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
-from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand, TargetSegmentation
+from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand
 from visualization_msgs.msg import MarkerArray
 
 from strvos_core import backends
 from strvos_core.pose import create_pose_estimator, depth_to_metres, mask_on_depth_grid
-from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout
+from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout, mask_to_mono8
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
 from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
@@ -52,7 +52,7 @@ from strvos_ros import cdr, conversions, parameters, visuals
 
 DEFAULT_TARGET = "default"
 MAX_PENDING_COMMANDS = 64
-GIL_SWITCH_INTERVAL_S = 0.0005
+GIL_SWITCH_INTERVAL_S = 0.0001
 IDLE_WAIT_S = 0.5                       # longest worker sleep without news (stop() wakes it anyway)
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
@@ -505,7 +505,9 @@ class StrvosNode(LifecycleNode):
         listened = {name: publisher.get_subscription_count() > 0 for name, publisher in self._pubs.items()}
         want_overlay = self.settings.publish_overlay and listened["~/overlay"]
         want_markers = self.settings.publish_markers and listened["~/markers"]
-        out = SegmentationArray(header=header, inference_time=step_time)
+        want_segmentation = listened["~/segmentation"]
+        # The results go out as CDR bytes written from plain values (cdr.serialize_*): no Python message objects.
+        out: list[cdr.TargetFields] = []
         overlay_items = []
         markers = MarkerArray(markers=[visuals.delete_all(header)]) if want_markers else None
         for target_id, target in self._targets.items():
@@ -518,39 +520,41 @@ class StrvosNode(LifecycleNode):
             target.last_score = float(res.score)
             mask_pubs = [target.mask_pub] + ([self._pubs["~/mask"]] if target_id == DEFAULT_TARGET else [])
             mask_subscribers = [pub for pub in mask_pubs if pub is not None and pub.get_subscription_count() > 0]
-            want_pose = listened["~/segmentation"] or want_markers or (
-                target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0)
-            seg = TargetSegmentation(header=header, target_id=target_id, prompt=target.prompt,
-                                     score=float(res.score), state=int(state), has_seg=bool(res.has_seg),
-                                     mask_area=area, bbox=conversions.roi_msg(mask_bbox(mask)))
-            if listened["~/segmentation"] or mask_subscribers:
-                seg.mask = conversions.mask_msg(mask, header)
-            seg.pose.header = header
-            seg.pose.pose.orientation.w = 1.0
+            pose_subscribed = target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0
+            want_pose = want_segmentation or want_markers or pose_subscribed
+            seg = cdr.TargetFields(target_id, target.prompt, float(res.score), int(state), bool(res.has_seg),
+                                   mask_to_mono8(mask) if want_segmentation or mask_subscribers else None,
+                                   area, mask_bbox(mask))
             laps.lap("messages")
             if depth is not None and area and want_pose:
                 depth_m, K, on_depth_grid = depth
                 estimate = estimator.estimate(on_depth_grid(mask), depth_m, K)
                 laps.lap("pose")
-                seg.pose = conversions.pose_msg(estimate, header)
-                seg.pose_valid, seg.orientation_valid = estimate.position_valid, estimate.orientation_valid
-                seg.extent, seg.depth_points = conversions.extent_msg(estimate), estimate.num_points
+                seg.orientation = tuple(float(v) for v in estimate.orientation)
+                seg.pose_valid, seg.orientation_valid = bool(estimate.position_valid), bool(estimate.orientation_valid)
+                seg.depth_points = int(estimate.num_points)
                 if estimate.position_valid:
-                    if target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0:
-                        target.pose_pub.publish(seg.pose)
-                    if want_markers:
-                        markers.markers += visuals.target_markers(
-                            header, target.index, target_id, seg.pose, seg.extent, colour_for(target.index),
-                            estimate.orientation_valid)
-            out.targets.append(seg)
+                    seg.position = tuple(float(v) for v in estimate.position)
+                    seg.extent = tuple(float(v) for v in estimate.extent)
+                    if pose_subscribed or want_markers:
+                        pose = conversions.pose_msg(estimate, header)
+                        if pose_subscribed:
+                            target.pose_pub.publish(pose)
+                        if want_markers:
+                            markers.markers += visuals.target_markers(
+                                header, target.index, target_id, pose, conversions.extent_msg(estimate),
+                                colour_for(target.index), estimate.orientation_valid)
+            out.append(seg)
             laps.lap("messages")
-            for publisher in mask_subscribers:
-                publisher.publish(seg.mask)
+            if mask_subscribers:
+                mask_bytes = cdr.serialize_image(header, seg.mask, "mono8")
+                for publisher in mask_subscribers:
+                    publisher.publish(mask_bytes)
             if want_overlay:
                 overlay_items.append((target_id, mask, colour_for(target.index)))
             laps.lap("publish")
-        if listened["~/segmentation"]:
-            self._pubs["~/segmentation"].publish(out)
+        if want_segmentation:
+            self._pubs["~/segmentation"].publish(cdr.serialize_segmentation_array(header, out, step_time))
             laps.lap("publish")
         # The node's own latency: colour image received by the middleware -> results handed back to it.
         self._stages.add("in_node", (time.time_ns() - job.received_ns) * 1e-9 - self._step_wall)
@@ -692,7 +696,9 @@ class StrvosNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     # A thread woken by another (the worker by a callback's hand-over) waits for the GIL until the running
-    # thread drops it, by default after up to 5 ms: hand over sooner (the switches cost microseconds).
+    # thread drops it, by default after up to 5 ms. After the image callback the executor thread still runs
+    # ~0.3-0.5 ms of its own Python (rebuilding its wait set) before it waits and drops the GIL: with 0.1 ms
+    # the worker takes over sooner (slot -> worker 0.7 -> 0.3 ms measured; 0.5 ms was the previous setting).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node = StrvosNode()

@@ -561,7 +561,7 @@ class StrvosNode(LifecycleNode):
         if want_overlay:
             overlay = draw_overlay(rgb, overlay_items, self.settings.overlay_alpha)
             laps.lap("overlay")
-            self._pubs["~/overlay"].publish(conversions.rgb_msg(overlay, header))
+            self._pubs["~/overlay"].publish(cdr.serialize_image(header, overlay, "rgb8"))
             laps.lap("publish_overlay")
         if want_markers:
             self._pubs["~/markers"].publish(markers)

@@ -67,6 +67,9 @@ def build_model(section: ModelSection):
     if section.embedding_std is not None:
         with torch.no_grad():
             model.language_model.model.embed_tokens.weight.normal_(0.0, section.embedding_std)
+    if section.prompt_std is not None:
+        with torch.no_grad():
+            model.text_hidden_fcs[-2].weight.normal_(0.0, section.prompt_std)
     model.attach_tokenizer(tokenizer)
     return model
 

@@ -118,6 +118,14 @@ def load_train_config(directory: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(_require(directory, "train_config.json").read_text()))
 
 
+def _training_heads_state(directory: Path, head: torch.nn.Module, device) -> dict:
+    """training_head.pt; checkpoints written before the heads became one ModuleDict hold the word head alone."""
+    state = torch.load(_require(directory, "training_head.pt"), map_location=device)
+    if set(state) == {"weight", "bias"} and isinstance(head, torch.nn.ModuleDict) and list(head) == ["word_head"]:
+        state = {f"word_head.{key}": value for key, value in state.items()}
+    return state
+
+
 def load_state(ctx: DistContext, directory: Path, model, optimizer, scheduler,
                head: torch.nn.Module | None = None) -> int:
     """Restore weights, optimizer, scheduler and this rank's RNG; returns the optimizer steps already done."""
@@ -126,7 +134,7 @@ def load_state(ctx: DistContext, directory: Path, model, optimizer, scheduler,
     state = load_file(str(_require(directory, "model.safetensors")), device=str(ctx.device))
     model.load_state_dict(state, strict=True)
     if head is not None:
-        head.load_state_dict(torch.load(_require(directory, "training_head.pt"), map_location=ctx.device))
+        head.load_state_dict(_training_heads_state(directory, head, ctx.device))
     opt = torch.load(_require(directory, "optimizer.pt"), map_location=ctx.device, weights_only=False)
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])

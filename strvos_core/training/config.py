@@ -34,6 +34,11 @@ class ModelSection:
     # position holds the same image average and the LLM output stops depending on its input (measured: LM loss
     # stuck at log 3, one [SEG] state for every expression).
     embedding_std: float | None = None
+    # From scratch only: re-draw the last Linear of text_hidden_fcs with this std (None keeps PyTorch's init).
+    # SAM 2's own prompt and output tokens have norms ~16; the default init gives the [SEG] prompt token ~1.5-4, and
+    # the decoder, whose first token self-attention has no residual, then ignores it completely (measured: changing
+    # the token moved the logits by < 0.001).
+    prompt_std: float | None = None
 
 
 @dataclass
@@ -82,6 +87,29 @@ class LossSection:
     # dependent on the expression and the mask loss alone lets it collapse; this keeps it about the expression.
     seg_words_weight: float = 0.0
     click_weight: float = 1.0  # the click-prompt mask loss (data.clicks_per_frame), relative to the [SEG] masks'
+    # > 0: a training-only text teacher (a small GRU over the expression's token ids, never exported) makes its own
+    # SAM 2 prompt token, whose masks are trained with this weight. Its token depends on the expression from step 0,
+    # so the decoder learns to be driven by a language token instead of settling on "the most salient object".
+    teacher_weight: float = 0.0
+    # > 0 (with teacher_weight): normalised MSE pulling the projected [SEG] token onto the teacher's (detached) token,
+    # so the LLM path hands the decoder the token it has learned to follow.
+    teacher_distill_weight: float = 0.0
+    # > 0: training-only linear heads read each object's size, colour, texture and shape off every cell of SAM 2's
+    # image embedding and of the LLM's image tokens (synthetic data only: it knows them). From scratch, the image
+    # features must say what is where before any language token can select an object by its description.
+    attribute_weight: float = 0.0
+    # the [SEG] path's mask loss (BCE + Dice) relative to the reference's weights; 0 while a teacher trains the
+    # decoder alone (a decoder trained on uninformative [SEG] tokens learns to ignore every language token)
+    seg_mask_weight: float = 1.0
+    # > 0: the LLM's last-layer attention from the [SEG] position over the image tokens (mean of the heads,
+    # renormalised over the image) is trained toward where the target lies (its share of each token's cell):
+    # cross-entropy, frames where the target is visible. The [SEG] state then carries where the target is, which
+    # SAM 2's decoder follows as it follows a click (with loss.seg_click_weight); from scratch the decoder does not
+    # learn to select by a language token's content (measured: not even with free per-colour vectors).
+    seg_attention_weight: float = 0.0
+    # > 0: a training-only linear head must read the target's centre (x, y in [-1, 1]) off the [SEG] state (MSE,
+    # frames where the target is visible): what the attention found must reach the state SAM 2 is prompted with.
+    seg_position_weight: float = 0.0
 
 
 @dataclass
@@ -216,8 +244,12 @@ def validate(config: TrainConfig) -> None:
     need(bool(lo.targets), "lora.targets must name at least one linear layer")
     ls = config.loss
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight,
-             ls.seg_words_weight) >= 0, "loss weights must be >= 0")
+             ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
+             ls.seg_attention_weight, ls.seg_position_weight) >= 0, "loss weights must be >= 0")
+    need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
+         "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")
+    need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
     need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
          "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")
     o = config.optim

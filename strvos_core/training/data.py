@@ -50,6 +50,8 @@ class Sample:
     targets: list[Target]
     video: int  # pool index, for debugging
     clicks: list[list[Click]] = field(default_factory=list)  # per frame (data.clicks_per_frame)
+    labels: list[np.ndarray] = field(default_factory=list)  # uint8 [H, W] object ids per frame (0 = background)
+    attributes: dict[int, dict[str, str]] = field(default_factory=dict)  # object id -> size/colour/texture/shape
 
     @property
     def expression(self) -> str:
@@ -78,6 +80,7 @@ class _PooledVideo:
     frames: np.ndarray
     labels: np.ndarray
     expressions: list[tuple[str, int, str]]  # (text, obj_id, kind)
+    attributes: dict[int, dict[str, str]]
 
 
 class SyntheticPool:
@@ -92,7 +95,8 @@ class SyntheticPool:
         if index not in self._videos:
             video = generate_video(video_seed("train", self.config.seed, index), self.world)
             self._videos[index] = _PooledVideo(video.frames, video.labels,
-                                               [(e.text, e.obj_id, e.kind) for e in video.expressions])
+                                               [(e.text, e.obj_id, e.kind) for e in video.expressions],
+                                               {o.obj_id: o.attributes() for o in video.objects})
         return self._videos[index]
 
     def sample(self, step: int, micro: int, rank: int, index: int) -> Sample:
@@ -118,7 +122,8 @@ class SyntheticPool:
             answer = self.config.answers[int(rng.integers(len(self.config.answers)))]
             targets.append(Target(text, answer, [video.labels[i] == obj_id for i in chosen]))
         clicks = [self._clicks(video.labels[i], rng) for i in chosen] if self.config.clicks_per_frame else []
-        return Sample([video.frames[i] for i in chosen], targets, video_index, clicks)
+        return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
+                      [video.labels[i] for i in chosen], video.attributes)
 
     def _clicks(self, labels: np.ndarray, rng: np.random.Generator) -> list[Click]:
         """Up to `clicks_per_frame` visible objects, each clicked at a random pixel of its own."""

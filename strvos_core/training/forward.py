@@ -24,8 +24,10 @@ from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
+from strvos_core.training.attributes import AttributeHead, attribute_targets
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
+from strvos_core.training.teacher import ExpressionTeacher
 
 
 @dataclass
@@ -36,6 +38,7 @@ class FrameOutput:
     seg_hidden: torch.Tensor  # [1, Cl], with grad
     state_in: torch.Tensor | None  # what was written over <TIME_CONTEXT>
     prompt: torch.Tensor | None = None  # [1, 256] text_hidden_fcs(seg_hidden): SAM 2's language token
+    seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
 
 
 class TrainingModel(nn.Module):
@@ -47,9 +50,33 @@ class TrainingModel(nn.Module):
         self.loss_config = loss_config
         self.last_frames: list[list[FrameOutput]] = []  # per sample target, per frame (for tests)
         cfg = model.config.language
-        # training-only head (loss.seg_words_weight): which vocabulary words the expression holds
+        # training-only heads (from-scratch aids, see training/README.md), saved with the checkpoints and never
+        # exported: the word head reads the expression's words off the prompt token (loss.seg_words_weight), the
+        # teacher makes a prompt token from the words alone (loss.teacher_weight), the position head reads the
+        # target's centre off the [SEG] state (loss.seg_position_weight), the attribute heads read what is where off
+        # SAM 2's image embedding and the LLM's image tokens (loss.attribute_weight)
         prompt_dim = model.text_hidden_fcs[-2].out_features
-        self.word_head = nn.Linear(prompt_dim, cfg.vocab_size) if loss_config.seg_words_weight > 0 else None
+        heads = {}
+        if loss_config.seg_words_weight > 0:
+            heads["word_head"] = nn.Linear(prompt_dim, cfg.vocab_size)
+        if loss_config.teacher_weight > 0:
+            heads["teacher"] = ExpressionTeacher(cfg.vocab_size, prompt_dim)
+        if loss_config.seg_position_weight > 0:
+            heads["seg_position"] = nn.Linear(cfg.hidden_size, 2)
+        if loss_config.attribute_weight > 0:  # on what the decoder and the LLM look at
+            heads["sam_attributes"] = AttributeHead(model.grounding_encoder.sam2_model.hidden_dim)
+            heads["llm_attributes"] = AttributeHead(cfg.hidden_size, position=True)
+        self.training_heads = nn.ModuleDict(heads) if heads else None
+        if loss_config.seg_attention_weight > 0:  # sdpa returns no attention weights; eager computes the same
+            model.language_model.set_attn_implementation("eager")
+
+    @property
+    def word_head(self) -> nn.Module | None:
+        return self.training_heads["word_head"] if self.training_heads and "word_head" in self.training_heads else None
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self.training_heads["teacher"] if self.training_heads and "teacher" in self.training_heads else None
 
     def answer_ids(self, answer: str) -> torch.Tensor:
         """[A] ids of the answer plus the end-of-turn token that stops generation."""
@@ -65,7 +92,9 @@ class TrainingModel(nn.Module):
         prompt = model.prompt_ids(expression, frame.tiles.shape[0])
         ids = torch.cat([prompt, answer[None]], dim=1)
         embeds = model.prompt_embeddings(ids, tokens, state)
-        hidden = model.language_model.model(inputs_embeds=embeds).last_hidden_state[0]
+        want_attention = self.loss_config.seg_attention_weight > 0
+        llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
+        hidden = llm_out.last_hidden_state[0]
         start = prompt.shape[1]
         answer_states = hidden[start - 1:-1]
         if not self.loss_config.lm_backbone_grad:
@@ -78,7 +107,11 @@ class TrainingModel(nn.Module):
         seg_hidden = hidden[seg_positions]
         prompt_token = model.text_hidden_fcs(seg_hidden)
         pred = model.grounding_encoder.predict_mask(sam, prompt_token)
-        return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token)
+        seg_attention = None
+        if want_attention:  # [heads, L, L] of the last layer -> the [SEG] row over the image tokens, renormalised
+            row = llm_out.attentions[-1][0, :, seg_positions[0]].mean(dim=0)[ids[0] == model.token_ids.img_context]
+            seg_attention = row / row.sum().clamp_min(1e-12)
+        return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention)
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
         """The LLM image tokens and the SAM 2 features of a frame (the per-frame work shared by its targets)."""
@@ -98,10 +131,17 @@ class TrainingModel(nn.Module):
         click_losses: list[torch.Tensor] = []
         seg_click: list[torch.Tensor] = []
         seg_words: list[torch.Tensor] = []
+        teacher_logits: list[torch.Tensor] = []
+        attribute_losses: list[torch.Tensor] = []
+        attention_losses: list[torch.Tensor] = []
+        position_losses: list[torch.Tensor] = []
+        distill: list[torch.Tensor] = []
         self.last_frames = []
         for sample in samples:
             answers = [self.answer_ids(target.answer) for target in sample.targets]
             words = [self.expression_words(t.expression) for t in sample.targets] if self.word_head is not None else []
+            teacher_tokens = [self.teacher(self.expression_ids(t.expression)) for t in sample.targets] \
+                if self.teacher is not None else []
             states: list[torch.Tensor | None] = [None] * len(sample.targets)
             outputs: list[list[FrameOutput]] = [[] for _ in sample.targets]
             for t, frame in enumerate(sample.frames):
@@ -109,6 +149,8 @@ class TrainingModel(nn.Module):
                 features = self.frame_features(prepared)
                 if sample.clicks:
                     click_losses.extend(self.click_losses(features[1], sample.clicks[t], frame.shape[:2]))
+                if self.loss_config.attribute_weight > 0:
+                    attribute_losses.append(self.attribute_loss(features, sample.labels[t], sample.attributes))
                 for k, target in enumerate(sample.targets):
                     out = self.frame_forward(prepared, target.expression, answers[k], states[k], features)
                     outputs[k].append(out)
@@ -118,6 +160,15 @@ class TrainingModel(nn.Module):
                     targets.append(low_res_mask(target.masks[t], cfg))
                     if self.word_head is not None:  # on SAM 2's prompt token: what the decoder actually sees
                         seg_words.append(self.seg_words_loss(out.prompt, words[k]))
+                    if self.loss_config.seg_position_weight > 0 and target.masks[t].any():
+                        position_losses.append(self.position_loss(out.seg_hidden, target.masks[t]))
+                    if out.seg_attention is not None and target.masks[t].any():
+                        attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
+                    if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
+                        pred = self.model.grounding_encoder.predict_mask(features[1], teacher_tokens[k])
+                        teacher_logits.append(pred.low_res_logits)
+                        if self.loss_config.teacher_distill_weight > 0:
+                            distill.append(normalised_mse(out.prompt, teacher_tokens[k].detach()))
                     if self.loss_config.seg_click_weight > 0 and target.masks[t].any():
                         seg_click.append(self.seg_click_loss(out.prompt, target.masks[t]))
                     states[k] = out.seg_hidden.detach()
@@ -127,20 +178,65 @@ class TrainingModel(nn.Module):
                                        self.loss_config, generator)
         terms = losses.combine(self.loss_config, lm, bce, dice)
         out = {"loss": terms.total, "lm": terms.lm, "bce": terms.bce, "dice": terms.dice}
+        if teacher_logits:  # same targets, same order as the [SEG] masks
+            t_bce, t_dice = losses.mask_losses(torch.cat(teacher_logits), torch.stack(targets).to(logits[0].device),
+                                               self.loss_config, generator)
+            out["teacher"] = self.loss_config.bce_weight * t_bce + self.loss_config.dice_weight * t_dice
+            out["teacher_dice"] = t_dice.detach()
+            out["loss"] = out["loss"] + self.loss_config.teacher_weight * out["teacher"]
         extra = (("seg_words", seg_words, self.loss_config.seg_words_weight),
                  ("seg_click", seg_click, self.loss_config.seg_click_weight),
-                 ("click", click_losses, self.loss_config.click_weight))
+                 ("click", click_losses, self.loss_config.click_weight),
+                 ("distill", distill, self.loss_config.teacher_distill_weight),
+                 ("attributes", attribute_losses, self.loss_config.attribute_weight),
+                 ("seg_attention", attention_losses, self.loss_config.seg_attention_weight),
+                 ("seg_position", position_losses, self.loss_config.seg_position_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()
                 out["loss"] = out["loss"] + weight * out[name]
         return out
 
+    def attribute_loss(self, features: tuple, labels: np.ndarray, attributes: dict[int, dict[str, str]]) -> torch.Tensor:
+        """The attribute heads on SAM 2's image embedding and on the LLM's image tokens (one whole-frame tile)."""
+        tokens, sam = features
+        side = int(round(tokens.shape[0] ** 0.5))
+        if side * side != tokens.shape[0]:
+            raise ValueError("loss.attribute_weight needs one whole-frame tile (model.max_dynamic_patch: 1, "
+                             f"no thumbnail); got {tokens.shape[0]} image tokens")
+        grid = tuple(sam.image_embed.shape[-2:])
+        sam_cells = sam.image_embed[0].flatten(1).T  # [rows * cols, C], row-major
+        loss = self.training_heads["sam_attributes"].loss(
+            sam_cells, attribute_targets(labels, attributes, grid).to(sam_cells.device))
+        return loss + self.training_heads["llm_attributes"].loss(
+            tokens, attribute_targets(labels, attributes, (side, side)).to(tokens.device), (side, side))
+
+    def position_loss(self, seg_hidden: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+        """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""
+        ys, xs = np.nonzero(mask)
+        centre = torch.tensor([(xs.mean() + 0.5) / mask.shape[1], (ys.mean() + 0.5) / mask.shape[0]]) * 2 - 1
+        return F.mse_loss(self.training_heads["seg_position"](seg_hidden[0].float()), centre.to(seg_hidden.device))
+
+    @staticmethod
+    def attention_loss(attention: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+        """Cross-entropy of the [SEG] attention over the (one whole-frame tile's) image tokens against the target's
+        area share per token cell (row-major, as the pixel shuffle lays the tokens out)."""
+        side = int(round(attention.shape[0] ** 0.5))
+        if side * side != attention.shape[0]:
+            raise ValueError("loss.seg_attention_weight needs one whole-frame tile (model.max_dynamic_patch: 1, "
+                             f"no thumbnail); got {attention.shape[0]} image tokens")
+        share = F.adaptive_avg_pool2d(torch.from_numpy(mask.astype(np.float32))[None, None], (side, side)).flatten()
+        goal = (share / share.sum()).to(attention.device)
+        return -(goal * attention.float().clamp_min(1e-12).log()).sum()
+
+    def expression_ids(self, expression: str) -> torch.Tensor:
+        ids = self.model.tokenizer(expression, add_special_tokens=False)["input_ids"]
+        return torch.tensor(ids, device=self.model.device)
+
     def expression_words(self, expression: str) -> torch.Tensor:
         """[vocab] multi-hot of the expression's token ids: the word head's target (once per target, not frame)."""
-        ids = self.model.tokenizer(expression, add_special_tokens=False)["input_ids"]
         goal = torch.zeros(self.word_head.out_features, device=self.model.device)
-        goal[torch.tensor(ids, device=goal.device)] = 1.0
+        goal[self.expression_ids(expression)] = 1.0
         return goal
 
     def seg_words_loss(self, prompt: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
@@ -155,7 +251,7 @@ class TrainingModel(nn.Module):
         point = torch.tensor([(xs.mean() + 0.5) * size / mask.shape[1], (ys.mean() + 0.5) * size / mask.shape[0]])
         with torch.no_grad():
             goal = self.model.grounding_encoder.click_embedding(point)
-        return F.mse_loss(prompt[0].float(), goal) / goal.pow(2).mean().clamp_min(1e-6)
+        return normalised_mse(prompt[0], goal)
 
     def click_losses(self, sam, clicks: list[Click], frame_hw: tuple[int, int]) -> list[torch.Tensor]:
         """SAM 2's promptable loss per click: the best (lowest-loss) of the three candidate masks, as SAM 2 trains."""
@@ -172,3 +268,8 @@ class TrainingModel(nn.Module):
             out.append(per_mask.min())
         return out
 
+
+def normalised_mse(value: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """MSE relative to the goal's mean square: scale-free, so it cannot be won by shrinking both."""
+    goal = goal.float()
+    return F.mse_loss(value.float(), goal) / goal.pow(2).mean().clamp_min(1e-6)

@@ -92,5 +92,5 @@ def mask_losses(low_res_logits: torch.Tensor, gt_masks: torch.Tensor, config: Lo
 
 
 def combine(config: LossSection, lm: torch.Tensor, bce: torch.Tensor, dice: torch.Tensor) -> LossTerms:
-    total = config.lm_weight * lm + config.bce_weight * bce + config.dice_weight * dice
+    total = config.lm_weight * lm + config.seg_mask_weight * (config.bce_weight * bce + config.dice_weight * dice)
     return LossTerms(total, lm, bce, dice)

@@ -80,7 +80,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     configure_trainable(model, config.trainable, config.lora)
     model.to(ctx.device)
     set_train_mode(model)
-    module = TrainingModel(model, config.loss)  # may hold training-only heads (loss.seg_words_weight)
+    module = TrainingModel(model, config.loss)  # may hold training-only heads (word head, teacher)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.optim.lr, betas=tuple(config.optim.betas),
                                   weight_decay=config.optim.weight_decay)
@@ -89,7 +89,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     log_path = out_dir / LOG_NAME
     start = 0
     if previous:
-        start = checkpointing.load_state(ctx, previous[-1], model, optimizer, scheduler, module.word_head)
+        start = checkpointing.load_state(ctx, previous[-1], model, optimizer, scheduler, module.training_heads)
         if ctx.is_main:
             _truncate_log(log_path, start)
     else:
@@ -146,7 +146,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
             if not in_sync:
                 raise StrvosError(f"step {done}: the DDP replicas' parameters differ")
             last_checkpoint = checkpointing.save(ctx, out_dir, done, model, model.tokenizer, optimizer, scheduler,
-                                                 config, in_sync, config.run.keep_checkpoints, module.word_head)
+                                                 config, in_sync, config.run.keep_checkpoints, module.training_heads)
     return TrainResult(max(end, start), last_checkpoint, log_path, history, in_sync)
 
 

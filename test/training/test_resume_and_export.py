@@ -66,20 +66,24 @@ def test_convert_names_a_bad_checkpoint(tmp_path, capsys):
     assert "neither a training checkpoint" in capsys.readouterr().err
 
 
-def test_from_scratch_losses_resume_identically_with_the_training_only_word_head(micro_config, tmp_path):
-    """The from-scratch recipe (clicks, [SEG] click distillation, word head, lm_head-only LM loss, dense masks)
-    resumes bit-exactly: the word head is saved with the checkpoint, and it never reaches the export."""
-    config = micro_config(run={"steps": 2}, model={"embedding_std": 0.5},
+def test_from_scratch_losses_resume_identically_with_the_training_only_heads(micro_config, tmp_path):
+    """The from-scratch aids (clicks, [SEG] click distillation, word head, teacher, attribute heads, [SEG] attention
+    and position, lm_head-only LM loss, dense masks) resume bit-exactly: the training-only heads are saved with the
+    checkpoint, and they never reach the export."""
+    config = micro_config(run={"steps": 2}, model={"embedding_std": 0.5, "prompt_std": 0.15},
                           loss={"seg_words_weight": 1.0, "seg_click_weight": 1.0, "lm_backbone_grad": False,
-                                "point_sampling": False},
+                                "point_sampling": False, "teacher_weight": 1.0, "teacher_distill_weight": 1.0,
+                                "attribute_weight": 1.0, "seg_attention_weight": 1.0, "seg_position_weight": 1.0},
                           data={"clicks_per_frame": 1, "expressions_per_sample": 2})
     straight = train(config, tmp_path / "straight", progress=False)
     train(config, tmp_path / "resumed", stop_after=1, progress=False)
     assert (checkpointing.list_checkpoints(tmp_path / "resumed")[0] / "training_head.pt").exists()
     resumed = train(config, tmp_path / "resumed", resume=True, progress=False)
     a, b = _log(straight.log_path), _log(resumed.log_path)
-    for key in ("loss", "seg_words", "seg_click", "click", "dice", "grad_norm"):
+    for key in ("loss", "seg_words", "seg_click", "click", "dice", "grad_norm", "teacher", "distill", "attributes",
+                "seg_attention", "seg_position"):
         assert [r[key] for r in a] == [r[key] for r in b], key
     export = tmp_path / "export"
     assert main(["convert", "--checkpoint", str(tmp_path / "resumed"), "--out", str(export), "--dtype", "float16"]) == 0
-    assert not any("word_head" in k for k in load_model(export).state_dict())
+    exported = load_model(export).state_dict()
+    assert not any(name in k for k in exported for name in ("word_head", "teacher", "attributes", "seg_position"))

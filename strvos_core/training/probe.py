@@ -1,0 +1,109 @@
+"""Does a training checkpoint's mask follow the expression? Cheap probes on held-out synthetic frames.
+
+    python -m strvos_core.training.probe --run runs/tiny_s1 [--frames 120] [--seed 777]
+
+Per frame, several expressions of distinct targets (appearance + relation) go through the training forward:
+* own / other IoU: the [SEG] mask's IoU (at the low-res logits' size) with its own target and with the frame's other
+  targets. A model that ignores the text scores the same on both.
+* min cosine: the smallest cosine between the projected [SEG] tokens of one frame's expressions (1.000 = one token).
+* position R^2: how well the target's centre is predicted linearly (fit on 2/3 of the targets, scored on the rest)
+  from the [SEG] state and from the projected token: the decoder follows positions, so the token must carry one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from strvos_core.training import checkpointing
+from strvos_core.training.data import SyntheticPool, low_res_mask
+from strvos_core.training.forward import TrainingModel
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
+    """Ridge regression (penalty `ridge` x the mean feature variance, so a few hundred targets do not overfit 256
+    dimensions) fit on the first 2/3, R^2 on the last third (negative: worse than the mean)."""
+    split = len(goal) * 2 // 3
+    if split < 2 or len(goal) - split < 2:
+        return float("nan")
+    mean = features[:split].mean(axis=0)
+    x = np.c_[features - mean, np.ones(len(features))]
+    gram = x[:split].T @ x[:split]
+    penalty = ridge * np.trace(gram[:-1, :-1]) / max(gram.shape[0] - 1, 1) * np.eye(gram.shape[0])
+    penalty[-1, -1] = 0.0  # the intercept is not penalised
+    weights = np.linalg.solve(gram + penalty, x[:split].T @ goal[:split])
+    residual = ((x[split:] @ weights - goal[split:]) ** 2).sum()
+    spread = ((goal[split:] - goal[split:].mean(axis=0)) ** 2).sum()
+    return float(1.0 - residual / max(spread, 1e-12))
+
+
+def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, float]:
+    """The newest checkpoint of `run` (a training output folder) probed on `frames` held-out frames."""
+    directory = checkpointing.list_checkpoints(run)[-1]
+    config = checkpointing.load_train_config(directory)
+    model = checkpointing.load_model(directory)
+    model.eval()
+    trainer = TrainingModel(model, config.loss)
+    data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
+                               expressions_per_sample=max(config.data.expressions_per_sample, 4),
+                               kinds=("appearance", "relation"))
+    pool = SyntheticPool(data)
+    own, other, cosines, states, tokens, centres = [], [], [], [], [], []
+    with torch.no_grad():
+        for index in range(frames):
+            sample = pool.sample(0, 0, 0, index)
+            trainer([sample])
+            outputs = [frames_of_target[0] for frames_of_target in trainer.last_frames]
+            truth = [low_res_mask(t.masks[0], model.config).numpy() > 0.5 for t in sample.targets]
+            for k, out in enumerate(outputs):
+                pred = out.low_res_logits[0, 0].numpy() > 0
+                own.append(_iou(pred, truth[k]))
+                other.extend(_iou(pred, truth[j]) for j in range(len(truth))
+                             if j != k and not np.array_equal(truth[j], truth[k]))
+                mask = sample.targets[k].masks[0]
+                if mask.any():
+                    ys, xs = np.nonzero(mask)
+                    centres.append([xs.mean() / mask.shape[1], ys.mean() / mask.shape[0]])
+                    states.append(out.seg_hidden[0].float().numpy())
+                    tokens.append(out.prompt[0].float().numpy())
+            if len(outputs) > 1:
+                unit = torch.nn.functional.normalize(torch.cat([o.prompt for o in outputs]).float(), dim=1)
+                similarity = unit @ unit.T
+                cosines.append(float(similarity[~torch.eye(len(outputs), dtype=torch.bool)].min()))
+    centres_arr = np.array(centres)
+    return {
+        "step": int(directory.name.split("_")[-1]),
+        "own_iou": float(np.mean(own)) if own else float("nan"),
+        "other_iou": float(np.mean(other)) if other else float("nan"),
+        "min_cosine": float(np.mean(cosines)) if cosines else float("nan"),
+        "state_position_r2": _held_out_r2(np.array(states), centres_arr) if states else float("nan"),
+        "token_position_r2": _held_out_r2(np.array(tokens), centres_arr) if tokens else float("nan"),
+        "targets": len(own),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="a training output folder (its newest checkpoint is probed)")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=777, help="data seed of the held-out frames")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = probe(args.run, args.frames, args.seed)
+    print("| " + " | ".join(result) + " |")
+    print("|" + "---|" * len(result))
+    print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in result.values()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -153,24 +153,29 @@ class TargetFields:
 
 
 class _Writer:
-    """Little-endian plain CDR into one bytearray (padding written as zeros)."""
+    """Little-endian plain CDR as a list of parts joined once at the end (padding written as zeros): the
+    pixels are copied exactly once, into the bytes that are published."""
 
-    __slots__ = ("out",)
+    __slots__ = ("parts", "size")
 
     def __init__(self) -> None:
-        self.out = bytearray(CDR_LE + b"\x00\x00")
+        self.parts: list = [CDR_LE + b"\x00\x00"]
+        self.size = 0  # bytes after the encapsulation header (the alignment origin)
+
+    def _add(self, part) -> None:
+        self.parts.append(part)
+        self.size += len(part)
 
     def pack(self, layout: struct.Struct, *values, align: int = 4) -> None:
-        pad = -(len(self.out) - ENCAPSULATION_BYTES) % align
+        pad = -self.size % align
         if pad:
-            self.out += bytes(pad)
-        self.out += layout.pack(*values)
+            self._add(bytes(pad))
+        self._add(layout.pack(*values))
 
     def string(self, text: str) -> None:
         raw = text.encode()
         self.pack(_UINT32["<"], len(raw) + 1)
-        self.out += raw
-        self.out.append(0)
+        self._add(raw + b"\x00")
 
     def header(self, header: Header) -> None:
         self.pack(_STAMP["<"], header.stamp.sec, header.stamp.nanosec)
@@ -182,7 +187,7 @@ class _Writer:
             self.header(Header())
             self.pack(_HEIGHT_WIDTH["<"], 0, 0)
             self.string("")
-            self.out.append(0)
+            self._add(b"\x00")  # is_bigendian
             self.pack(_HEIGHT_WIDTH["<"], 0, 0)  # step, data count
             return
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
@@ -190,16 +195,19 @@ class _Writer:
         self.header(header)
         self.pack(_HEIGHT_WIDTH["<"], height, width)
         self.string(encoding)
-        self.out.append(0)  # is_bigendian
+        self._add(b"\x00")  # is_bigendian
         self.pack(_HEIGHT_WIDTH["<"], pixels.strides[0], pixels.size)  # step, data count
-        self.out += pixels.data
+        self._add(memoryview(pixels).cast("B"))
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def serialize_image(header: Header, pixels: np.ndarray, encoding: str) -> bytes:
     """CDR bytes of a sensor_msgs/Image of ``pixels`` (uint8, HxW or HxWxC) with that header and encoding."""
     writer = _Writer()
     writer.image(header, pixels, encoding)
-    return bytes(writer.out)
+    return writer.bytes()
 
 
 def serialize_segmentation_array(header: Header, targets: list[TargetFields], inference_time: float) -> bytes:
@@ -222,4 +230,4 @@ def serialize_segmentation_array(header: Header, targets: list[TargetFields], in
         pack(_VECTOR3, *target.extent, align=8)
         pack(_UINT32["<"], target.depth_points)
     pack(_FLOAT32, inference_time)
-    return bytes(writer.out)
+    return writer.bytes()

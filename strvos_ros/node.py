@@ -4,8 +4,9 @@ Thin layer: message conversion, QoS, parameters and threads. Subscription callba
 messages; a worker thread runs the model on the newest matched frame (older ones are dropped and counted), so
 the node is never more than one frame plus one inference behind the camera.
 
-Cost: outputs nobody subscribes to are not built; /diagnostics reports wall and CPU time per stage
-(stage.*) and the node's own latency besides the model (stage.in_node_ms). Between processes on one machine,
+Cost: camera images are taken, and results published, as CDR bytes (strvos_ros/cdr.py: no rclpy Python
+message objects per frame); outputs nobody subscribes to are not built; /diagnostics reports wall and CPU
+time per stage (stage.*) and the node's own latency besides the model (stage.in_node_ms). Between processes on one machine,
 camera-sized images need a larger Fast DDS shared-memory segment than the default 512 KB, or depth frames
 arrive hundreds of ms late: see config/fastdds_large_images.xml and benchmarks/node_cpu.md.
 

@@ -80,7 +80,7 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     configure_trainable(model, config.trainable, config.lora)
     model.to(ctx.device)
     set_train_mode(model)
-    module = TrainingModel(model, config.loss)  # may hold training-only heads (word head, teacher)
+    module = TrainingModel(model, config.loss)  # may hold training-only heads (TrainingModel.training_heads)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.optim.lr, betas=tuple(config.optim.betas),
                                   weight_decay=config.optim.weight_decay)

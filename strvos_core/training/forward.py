@@ -181,7 +181,7 @@ class TrainingModel(nn.Module):
         if teacher_logits:  # same targets, same order as the [SEG] masks
             t_bce, t_dice = losses.mask_losses(torch.cat(teacher_logits), torch.stack(targets).to(logits[0].device),
                                                self.loss_config, generator)
-            out["teacher"] = self.loss_config.bce_weight * t_bce + self.loss_config.dice_weight * t_dice
+            out["teacher"] = losses.weighted_mask_loss(self.loss_config, t_bce, t_dice)
             out["teacher_dice"] = t_dice.detach()
             out["loss"] = out["loss"] + self.loss_config.teacher_weight * out["teacher"]
         extra = (("seg_words", seg_words, self.loss_config.seg_words_weight),
@@ -200,10 +200,7 @@ class TrainingModel(nn.Module):
     def attribute_loss(self, features: tuple, labels: np.ndarray, attributes: dict[int, dict[str, str]]) -> torch.Tensor:
         """The attribute heads on SAM 2's image embedding and on the LLM's image tokens (one whole-frame tile)."""
         tokens, sam = features
-        side = int(round(tokens.shape[0] ** 0.5))
-        if side * side != tokens.shape[0]:
-            raise ValueError("loss.attribute_weight needs one whole-frame tile (model.max_dynamic_patch: 1, "
-                             f"no thumbnail); got {tokens.shape[0]} image tokens")
+        side = token_grid_side(tokens.shape[0], "loss.attribute_weight")
         grid = tuple(sam.image_embed.shape[-2:])
         sam_cells = sam.image_embed[0].flatten(1).T  # [rows * cols, C], row-major
         loss = self.training_heads["sam_attributes"].loss(
@@ -213,18 +210,14 @@ class TrainingModel(nn.Module):
 
     def position_loss(self, seg_hidden: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""
-        ys, xs = np.nonzero(mask)
-        centre = torch.tensor([(xs.mean() + 0.5) / mask.shape[1], (ys.mean() + 0.5) / mask.shape[0]]) * 2 - 1
+        centre = torch.tensor(mask_centre(mask)) * 2 - 1
         return F.mse_loss(self.training_heads["seg_position"](seg_hidden[0].float()), centre.to(seg_hidden.device))
 
     @staticmethod
     def attention_loss(attention: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """Cross-entropy of the [SEG] attention over the (one whole-frame tile's) image tokens against the target's
         area share per token cell (row-major, as the pixel shuffle lays the tokens out)."""
-        side = int(round(attention.shape[0] ** 0.5))
-        if side * side != attention.shape[0]:
-            raise ValueError("loss.seg_attention_weight needs one whole-frame tile (model.max_dynamic_patch: 1, "
-                             f"no thumbnail); got {attention.shape[0]} image tokens")
+        side = token_grid_side(attention.shape[0], "loss.seg_attention_weight")
         share = F.adaptive_avg_pool2d(torch.from_numpy(mask.astype(np.float32))[None, None], (side, side)).flatten()
         goal = (share / share.sum()).to(attention.device)
         return -(goal * attention.float().clamp_min(1e-12).log()).sum()
@@ -247,8 +240,7 @@ class TrainingModel(nn.Module):
     def seg_click_loss(self, prompt: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """Normalised MSE between the [SEG] prompt token and SAM 2's click embedding at the mask's centre."""
         size = self.model.config.grounding.image_size
-        ys, xs = np.nonzero(mask)
-        point = torch.tensor([(xs.mean() + 0.5) * size / mask.shape[1], (ys.mean() + 0.5) * size / mask.shape[0]])
+        point = torch.tensor(mask_centre(mask)) * size
         with torch.no_grad():
             goal = self.model.grounding_encoder.click_embedding(point)
         return normalised_mse(prompt[0], goal)
@@ -262,9 +254,9 @@ class TrainingModel(nn.Module):
             point = torch.tensor([click.x * size / width, click.y * size / height])
             candidates = self.model.grounding_encoder.point_masks(sam, point)[0]  # [3, h, w]
             gt = low_res_mask(click.mask, self.model.config).to(candidates.device).expand_as(candidates)
-            per_mask = (self.loss_config.bce_weight
-                        * F.binary_cross_entropy_with_logits(candidates, gt, reduction="none").mean(dim=(1, 2))
-                        + self.loss_config.dice_weight * losses.dice_per_mask(candidates.flatten(1), gt.flatten(1)))
+            per_mask = losses.weighted_mask_loss(
+                self.loss_config, F.binary_cross_entropy_with_logits(candidates, gt, reduction="none").mean(dim=(1, 2)),
+                losses.dice_per_mask(candidates.flatten(1), gt.flatten(1)))
             out.append(per_mask.min())
         return out
 
@@ -273,3 +265,18 @@ def normalised_mse(value: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
     """MSE relative to the goal's mean square: scale-free, so it cannot be won by shrinking both."""
     goal = goal.float()
     return F.mse_loss(value.float(), goal) / goal.pow(2).mean().clamp_min(1e-6)
+
+
+def mask_centre(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of a non-empty mask's pixel-centre mean, as fractions of the width and height."""
+    ys, xs = np.nonzero(mask)
+    return float((xs.mean() + 0.5) / mask.shape[1]), float((ys.mean() + 0.5) / mask.shape[0])
+
+
+def token_grid_side(count: int, option: str) -> int:
+    """The side of the square grid `count` image tokens form; only one whole-frame tile forms one."""
+    side = int(round(count ** 0.5))
+    if side * side != count:
+        raise ValueError(f"{option} needs one whole-frame tile (model.max_dynamic_patch: 1, no thumbnail); "
+                         f"got {count} image tokens")
+    return side

@@ -91,6 +91,11 @@ def mask_losses(low_res_logits: torch.Tensor, gt_masks: torch.Tensor, config: Lo
     return sigmoid_bce(preds, targets), naive_dice(preds, targets)
 
 
+def weighted_mask_loss(config: LossSection, bce: torch.Tensor, dice: torch.Tensor) -> torch.Tensor:
+    """The reference's mask loss: bce_weight x BCE + dice_weight x Dice (elementwise for per-mask tensors)."""
+    return config.bce_weight * bce + config.dice_weight * dice
+
+
 def combine(config: LossSection, lm: torch.Tensor, bce: torch.Tensor, dice: torch.Tensor) -> LossTerms:
-    total = config.lm_weight * lm + config.seg_mask_weight * (config.bce_weight * bce + config.dice_weight * dice)
+    total = config.lm_weight * lm + config.seg_mask_weight * weighted_mask_loss(config, bce, dice)
     return LossTerms(total, lm, bce, dice)

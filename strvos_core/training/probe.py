@@ -18,14 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import TrainingModel
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return 1.0 if union == 0 else float((a & b).sum() / union)
+from strvos_core.training.forward import TrainingModel, mask_centre
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
@@ -65,13 +61,12 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
             truth = [low_res_mask(t.masks[0], model.config).numpy() > 0.5 for t in sample.targets]
             for k, out in enumerate(outputs):
                 pred = out.low_res_logits[0, 0].numpy() > 0
-                own.append(_iou(pred, truth[k]))
-                other.extend(_iou(pred, truth[j]) for j in range(len(truth))
+                own.append(float(jaccard_per_frame(truth[k], pred)))
+                other.extend(float(jaccard_per_frame(truth[j], pred)) for j in range(len(truth))
                              if j != k and not np.array_equal(truth[j], truth[k]))
                 mask = sample.targets[k].masks[0]
                 if mask.any():
-                    ys, xs = np.nonzero(mask)
-                    centres.append([xs.mean() / mask.shape[1], ys.mean() / mask.shape[0]])
+                    centres.append(mask_centre(mask))
                     states.append(out.seg_hidden[0].float().numpy())
                     tokens.append(out.prompt[0].float().numpy())
             if len(outputs) > 1:

@@ -151,6 +151,16 @@ class TargetFields:
     extent: tuple[float, float, float] = (0.0, 0.0, 0.0)
     depth_points: int = 0
 
+    def set_pose(self, estimate) -> None:
+        """The pose fields from a strvos_core PoseEstimate; position and extent only where the position is valid
+        (as the pose and extent messages leave them zero otherwise)."""
+        self.orientation = tuple(float(v) for v in estimate.orientation)
+        self.pose_valid, self.orientation_valid = bool(estimate.position_valid), bool(estimate.orientation_valid)
+        self.depth_points = int(estimate.num_points)
+        if estimate.position_valid:
+            self.position = tuple(float(v) for v in estimate.position)
+            self.extent = tuple(float(v) for v in estimate.extent)
+
 
 class _Writer:
     """Little-endian plain CDR as a list of parts joined once at the end (padding written as zeros): the

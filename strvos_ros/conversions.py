@@ -5,12 +5,12 @@ import array
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, Vector3
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from strvos_core.pose import check_intrinsics
 from strvos_core.pose.pca import PoseEstimate
-from strvos_core.realtime.encodings import decode_compressed, image_from_buffer, mask_to_mono8, to_rgb
+from strvos_core.realtime.encodings import decode_compressed, image_from_buffer, to_rgb
 from strvos_ros.cdr import RawImage
 
 
@@ -49,24 +49,11 @@ def _byte_array(pixels: np.ndarray) -> array.array:
     return data
 
 
-def mask_msg(mask: np.ndarray, header: Header) -> Image:
-    """mono8 Image, 255 inside the mask, lossless, the input's header and size."""
-    height, width = mask.shape
-    msg = Image(header=header, height=height, width=width, encoding="mono8", is_bigendian=0, step=width)
-    msg.data = _byte_array(mask_to_mono8(mask))
-    return msg
-
-
 def rgb_msg(rgb: np.ndarray, header: Header) -> Image:
     height, width = rgb.shape[:2]
     msg = Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
     msg.data = _byte_array(rgb)
     return msg
-
-
-def roi_msg(bbox: tuple[int, int, int, int]) -> RegionOfInterest:
-    x, y, w, h = bbox
-    return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h, do_rectify=False)
 
 
 def pose_msg(estimate: PoseEstimate, header: Header) -> PoseStamped:

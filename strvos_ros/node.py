@@ -531,12 +531,8 @@ class StrvosNode(LifecycleNode):
                 depth_m, K, on_depth_grid = depth
                 estimate = estimator.estimate(on_depth_grid(mask), depth_m, K)
                 laps.lap("pose")
-                seg.orientation = tuple(float(v) for v in estimate.orientation)
-                seg.pose_valid, seg.orientation_valid = bool(estimate.position_valid), bool(estimate.orientation_valid)
-                seg.depth_points = int(estimate.num_points)
+                seg.set_pose(estimate)
                 if estimate.position_valid:
-                    seg.position = tuple(float(v) for v in estimate.position)
-                    seg.extent = tuple(float(v) for v in estimate.extent)
                     if pose_subscribed or want_markers:
                         pose = conversions.pose_msg(estimate, header)
                         if pose_subscribed:

@@ -181,6 +181,22 @@ def test_random_corruption_accepted_or_refused_exactly_as_rclpy():
 
 
 # ------------------------------------------------------------------------------------------- writing results
+def reference_mask(mask: np.ndarray, header) -> Image:
+    """The mono8 mask Image as the node built it with rclpy messages (255 inside, step = width)."""
+    from strvos_core.realtime.encodings import mask_to_mono8
+
+    height, width = mask.shape
+    return Image(header=header, height=height, width=width, encoding="mono8", is_bigendian=0, step=width,
+                 data=mask_to_mono8(mask).tobytes())
+
+
+def reference_roi(bbox):
+    from sensor_msgs.msg import RegionOfInterest
+
+    x, y, width, height = bbox
+    return RegionOfInterest(x_offset=x, y_offset=y, width=width, height=height, do_rectify=False)
+
+
 def reference_segmentation(header, targets, inference_time):
     """The SegmentationArray as the node built it with rclpy messages before it wrote CDR itself."""
     from strvos_ros.msg import SegmentationArray, TargetSegmentation
@@ -191,8 +207,8 @@ def reference_segmentation(header, targets, inference_time):
     for fields, mask, estimate in targets:
         seg = TargetSegmentation(header=header, target_id=fields.target_id, prompt=fields.prompt,
                                  score=fields.score, state=fields.state, has_seg=fields.has_seg,
-                                 mask_area=fields.mask_area, bbox=conversions.roi_msg(fields.bbox))
-        seg.mask = conversions.mask_msg(mask, header)
+                                 mask_area=fields.mask_area, bbox=reference_roi(fields.bbox))
+        seg.mask = reference_mask(mask, header)
         seg.pose.header = header
         seg.pose.pose.orientation.w = 1.0
         if isinstance(estimate, PoseEstimate):
@@ -227,12 +243,7 @@ def test_segmentation_array_bytes_deserialise_to_the_message_the_node_built_befo
                                       float(rng.random()), index % 3, bool(index % 2), mask_to_mono8(mask),
                                       int(mask.sum()), mask_bbox(mask))
             if estimate is not None:  # as StrvosNode._process_frame fills them
-                fields.orientation = tuple(float(v) for v in estimate.orientation)
-                fields.pose_valid, fields.orientation_valid = estimate.position_valid, estimate.orientation_valid
-                fields.depth_points = int(estimate.num_points)
-                if estimate.position_valid:
-                    fields.position = tuple(float(v) for v in estimate.position)
-                    fields.extent = tuple(float(v) for v in estimate.extent)
+                fields.set_pose(estimate)
             targets.append((fields, mask, estimate))
         serialized = cdr.serialize_segmentation_array(header, [t[0] for t in targets], 0.1534)
         before = serialize_message(reference_segmentation(header, targets, 0.1534))
@@ -247,6 +258,6 @@ def test_image_bytes_deserialise_to_the_mask_and_overlay_messages():
     header = make_image("mono8", 1, 1, frame_id="cam", sec=-4, nanosec=9).header
     mask = np.random.default_rng(1).random((48, 64)) < 0.3
     assert deserialize_message(cdr.serialize_image(header, mask_to_mono8(mask), "mono8"), Image) == \
-        conversions.mask_msg(mask, header)
+        reference_mask(mask, header)
     rgb = np.random.default_rng(2).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     assert deserialize_message(cdr.serialize_image(header, rgb, "rgb8"), Image) == conversions.rgb_msg(rgb, header)

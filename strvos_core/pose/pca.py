@@ -12,6 +12,10 @@ Why these choices:
 - The principal axes give a 6-DoF orientation only when they are well separated (eigenvalue ratios below
   ``max_eigen_ratio``); a disc or a sphere has no preferred in-plane axis, so it gets identity and
   ``orientation_valid=False`` rather than a random, flickering rotation.
+- Time per frame is bounded: masks of more than ``max_points`` valid pixels are sampled one pixel per grid
+  cell, each weighted by its cell's valid pixels, which keeps the centroid of the full mask (a plain grid
+  shifts it by up to half a cell); only the sampled depths are converted to metres when the raw image and
+  its encoding are given.
 Axis convention of the returned rotation (columns): x = major axis (sign: towards +x of the camera, else +y),
 z = least-spread axis (for a surface: its normal) pointing towards the camera, y = z cross x.
 """
@@ -19,9 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-from strvos_core.pose.depth import check_intrinsics
+from strvos_core.pose.depth import check_depth, check_intrinsics, depth_values_in_metres, valid_depth
 from strvos_core.pose.geometry import quaternion_from_matrix
 
 IDENTITY_QUATERNION = (0.0, 0.0, 0.0, 1.0)
@@ -49,7 +54,8 @@ class PCAPoseConfig:
     min_band_m: float = 0.02        # ... but never reject within this band around the median depth
     max_eigen_ratio: float = 0.7    # orientation needs lambda2/lambda1 and lambda3/lambda2 below this
     min_incidence_cos: float = 0.25  # floor of cos(ray, normal) in the surface-area weights
-    max_points: int = 20000         # larger masks are subsampled on a regular grid (bounded time per frame)
+    max_points: int = 12000         # larger masks: at most this many weighted grid samples (_grid_samples);
+    # 12000 whole pixels cost about what a sampled full 640x480 frame does (7-px cells, 6.3k samples): ~1 ms
 
     def __post_init__(self) -> None:
         if self.max_points < self.min_points:
@@ -70,35 +76,37 @@ class PCAPoseEstimator:
     def __init__(self, config: PCAPoseConfig | None = None, **overrides) -> None:
         self.config = config or PCAPoseConfig(**overrides)
 
-    def estimate(self, mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray) -> PoseEstimate:
-        """Pose of the masked region. ``depth_m``: float metres, NaN invalid; ``mask`` on the same grid."""
+    def estimate(self, mask: np.ndarray, depth: np.ndarray, K: np.ndarray,
+                 encoding: str | None = None) -> PoseEstimate:
+        """Pose of the masked region; ``mask`` on the depth image's grid.
+
+        ``depth``: float metres with NaN invalid (``encoding`` None), or the driver's image as published with
+        its ROS ``encoding`` (16UC1/mono16 mm, 32FC1 m): then only the sampled pixels are converted, not the
+        whole frame (strvos_core.pose.depth decides units and validity either way)."""
         mask = np.asarray(mask)
-        depth_m = np.asarray(depth_m)
-        if mask.ndim != 2 or mask.shape != depth_m.shape:
-            raise ValueError(f"mask {mask.shape} and depth {depth_m.shape} must be HxW arrays of the same size")
+        depth = np.asarray(depth) if encoding is None else check_depth(depth, encoding)
+        if mask.ndim != 2 or mask.shape != depth.shape:
+            raise ValueError(f"mask {mask.shape} and depth {depth.shape} must be HxW arrays of the same size")
         K = check_intrinsics(K, "depth camera K")
-        valid = (mask if mask.dtype == bool else mask.astype(bool)) & (depth_m > 0)  # NaN > 0 is False
-        count = np.count_nonzero(valid)
-        # Large masks: a regular pixel grid (same stride on both axes) keeps the spatial distribution.
-        stride = int(np.ceil(np.sqrt(count / self.config.max_points))) if count > self.config.max_points else 1
-        rows, cols = np.nonzero(valid[::stride, ::stride])
-        rows, cols = rows * stride, cols * stride
-        z = depth_m[rows, cols].astype(np.float64)
+        valid = (mask if mask.dtype == bool else mask.astype(bool)) & valid_depth(depth, encoding)
+        rows, cols, cell_weights = _grid_samples(valid, self.config.max_points)
+        z = depth_values_in_metres(depth[rows, cols], encoding)
         if z.size:
             keep = self._inliers(z)
             rows, cols, z = rows[keep], cols[keep], z[keep]
+            if cell_weights is not None:
+                cell_weights = cell_weights[keep]
         if z.size < self.config.min_points:
             return PoseEstimate(num_points=int(z.size))
         points = _back_project_columns(rows, cols, z, K)  # 3xN: contiguous rows make the sums below cheap
         ranges = np.sqrt(np.einsum("ij,ij->j", points, points))
-        weights = z * z
-        centre, covariance = _weighted_moments(points, weights)
+        area = z * z if cell_weights is None else z * z * cell_weights  # a sample stands for its cell's pixels
+        centre, covariance = _weighted_moments(points, area)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         if eigenvalues[0] < self.config.max_eigen_ratio * eigenvalues[1]:  # a normal is defined: area weights
             cos_normal = np.abs(eigenvectors[:, 0] @ points) / ranges  # |ray . normal|
             incidence = np.maximum(cos_normal, self.config.min_incidence_cos)
-            weights = z * z * (z / ranges) / incidence
-            centre, covariance = _weighted_moments(points, weights)
+            centre, covariance = _weighted_moments(points, area * (z / ranges) / incidence)
         rotation, orientation_valid = self._axes(covariance, centre)
         local = rotation.T @ (points - centre[:, None])
         extent = local.max(axis=1) - local.min(axis=1)
@@ -130,8 +138,76 @@ class PCAPoseEstimator:
         reference = 0 if abs(major[0]) > 1e-6 else 1
         if major[reference] < 0:
             major = -major
-        middle = np.cross(normal, major)
+        middle = np.array([normal[1] * major[2] - normal[2] * major[1],  # normal x major (np.cross: 40 us)
+                           normal[2] * major[0] - normal[0] * major[2],
+                           normal[0] * major[1] - normal[1] * major[0]])
         return np.column_stack([major, middle, normal]), True
+
+
+def _grid_samples(valid: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(rows, cols, weights) of the valid pixels to use: all of them (weights None) up to ``max_points``;
+    beyond, one pixel per cell of an odd stride x stride grid, weighted by its cell's valid pixels, with the
+    smallest odd stride that gives at most ``max_points`` samples.
+
+    Why weights: one unweighted sample per grid node shifts the centroid by up to stride / 2 pixels, because
+    how many nodes fall inside a straight edge depends on where the edge lies between them (1.2-1.5 mm for a
+    0.5 x 0.3 m plate at 1 m in a 640x480 frame with 20000 samples, measured). Weighted, a cell cut by an edge counts as much as it is covered.
+    The sample is the cell's centre (exact for a full cell: hence the odd stride) or, when that pixel is not
+    valid, the valid pixel nearest to the cell's valid pixels' centroid, so no covered cell is lost. Depth
+    outliers are still judged per pixel, on the samples' own depths."""
+    count = np.count_nonzero(valid)
+    if count <= max_points:
+        rows, cols = _nonzero(valid)
+        return rows, cols, None
+    any_rows, any_cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    top, left = int(any_rows[0]), int(any_cols[0])
+    box = valid[top:any_rows[-1] + 1, left:any_cols[-1] + 1]
+    stride = int(np.ceil(np.sqrt(count / max_points)))
+    stride += 1 - stride % 2
+    while True:  # compact masks: once; scattered ones occupy more cells than count / stride^2
+        rows, cols, weights = _cell_samples(box, stride)
+        if rows.size <= max_points:
+            return rows + top, cols + left, weights
+        stride += 2
+
+
+def _cell_samples(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One valid pixel per stride x stride cell that has any (see _grid_samples) and its cell's valid count."""
+    half = stride // 2
+    height, width = valid.shape
+    padded_shape = (-(-height // stride) * stride, -(-width // stride) * stride)
+    if padded_shape != valid.shape:  # whole cells only: the last ones are filled with invalid pixels
+        grown = np.zeros(padded_shape, dtype=bool)
+        grown[:height, :width] = valid
+        valid = grown
+    # Valid pixels per cell: cv2's area resize averages exact stride x stride blocks (0.15 ms at 640x480;
+    # numpy's reshape-sum: 0.9-1.4 ms); counts up to stride^2 come back exact from float32.
+    cells = np.rint(cv2.resize(valid.view(np.uint8).astype(np.float32),
+                               (padded_shape[1] // stride, padded_shape[0] // stride),
+                               interpolation=cv2.INTER_AREA) * (stride * stride))
+    centre_valid = valid[half::stride, half::stride]
+    cell_rows, cell_cols = _nonzero(centre_valid)
+    rows, cols, weights = cell_rows * stride + half, cell_cols * stride + half, cells[cell_rows, cell_cols]
+    lost_rows, lost_cols = _nonzero((cells > 0) & ~centre_valid)
+    if lost_rows.size:  # cells cut by an edge or a depth hole through their centre: another pixel of the cell
+        offsets = np.arange(stride)
+        blocks = valid[(lost_rows * stride)[:, None, None] + offsets[None, :, None],
+                       (lost_cols * stride)[:, None, None] + offsets[None, None, :]]  # lost cells x stride x stride
+        counts = blocks.sum(axis=(1, 2))
+        centre_r = (blocks * offsets[None, :, None]).sum(axis=(1, 2)) / counts
+        centre_c = (blocks * offsets[None, None, :]).sum(axis=(1, 2)) / counts
+        distance = ((offsets[None, :, None] - centre_r[:, None, None]) ** 2
+                    + (offsets[None, None, :] - centre_c[:, None, None]) ** 2)
+        nearest = np.where(blocks, distance, np.inf).reshape(counts.size, -1).argmin(axis=1)
+        rows = np.concatenate([rows, lost_rows * stride + nearest // stride])
+        cols = np.concatenate([cols, lost_cols * stride + nearest % stride])
+        weights = np.concatenate([weights, counts])
+    return rows, cols, weights.astype(np.float64)
+
+
+def _nonzero(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero of a 2-D array, 7x faster here (numpy's 2-D nonzero: 0.75 ms for 8k of 640x480 pixels)."""
+    return np.divmod(np.flatnonzero(image), image.shape[1])
 
 
 def _back_project_columns(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Depth -> pose maths against ray-cast geometry with a known pose (position 1 mm, orientation 1 degree)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scene import convention, encode, intrinsics, render_rectangle, rotation
@@ -154,3 +155,81 @@ def test_large_masks_are_subsampled_without_losing_accuracy():
     est = create_pose_estimator("pca", max_points=5000).estimate(mask, depth.astype(np.float32), K_hd)
     assert 1000 < est.num_points <= 5000
     assert_pose(est, centre, R)
+
+
+@pytest.mark.parametrize("shift_px", [0.0, 0.25, 0.5, 0.75])
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (5.0, 3.0, 0.0), (20.0, -30.0, 25.0)])
+def test_default_subsampling_of_a_large_mask_keeps_the_tolerances(angles, shift_px):
+    """A 640x480 mask of ~50-65k pixels is sampled (default max_points). Axis-aligned edges are the worst case of
+    a plain grid (whole node columns in or out: 1.2-1.5 mm off here); the weighted cells must stay within the
+    tolerances and within 0.1 mm / 0.1 degree of the estimate from every pixel."""
+    R = rotation(*angles)
+    centre = np.array([shift_px * 1.0 / 525.0, 0.5 * shift_px / 525.0, 1.0])  # sub-pixel moves of the edges
+    depth, mask = render_rectangle(K, SHAPE, R, centre, (0.6, 0.4))
+    estimator = create_pose_estimator("pca")
+    assert mask.sum() > 4 * estimator.config.max_points and not mask[[0, -1]].any() and not mask[:, [0, -1]].any()
+    depth_m = depth_to_metres(encode(depth, "32FC1"), "32FC1")
+    est = estimator.estimate(mask, depth_m, K)
+    assert est.num_points <= estimator.config.max_points
+    assert_pose(est, centre, R)
+    full = create_pose_estimator("pca", max_points=mask.size).estimate(mask, depth_m, K)
+    assert full.num_points == mask.sum()
+    assert np.linalg.norm(est.position - full.position) < 1e-4
+    assert np.degrees(rotation_angle_between(est.rotation, full.rotation)) < 0.1
+
+
+def test_large_bleeding_mask_with_depth_holes_is_sampled_within_tolerance():
+    """A large tilted plate (~90k pixels) in front of a wall, 5 % depth dropouts, the mask bled 8 px onto the
+    wall: cells cut by the plate's edge hold wall pixels, which the per-sample outlier test must still drop."""
+    rng = np.random.default_rng(3)
+    R, centre = rotation(15.0, -20.0, 10.0), np.array([0.0, 0.0, 0.7])
+    plate, plate_mask = render_rectangle(K, SHAPE, R, centre, (0.5, 0.35))
+    wall, _ = render_rectangle(K, SHAPE, np.eye(3), np.array([0.0, 0.0, 1.5]), (10.0, 10.0))
+    depth = np.where(plate_mask, plate, wall).astype(np.float32)
+    depth[rng.random(SHAPE) < 0.05] = np.nan
+    grown = cv2.dilate(plate_mask.astype(np.uint8), np.ones((17, 17), np.uint8)).astype(bool)
+    assert plate_mask.sum() > 4 * create_pose_estimator("pca").config.max_points
+    assert (grown & ~plate_mask).sum() > 0.1 * plate_mask.sum()
+    for encoding in ENCODINGS:
+        est = create_pose_estimator("pca").estimate(grown, encode(depth, encoding), K, encoding=encoding)
+        assert_pose(est, centre, R)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_raw_depth_with_its_encoding_equals_metres(encoding):
+    """The node passes the driver's image and its encoding: only sampled pixels are converted, same pose."""
+    R, centre = rotation(10.0, 25.0, -15.0), np.array([0.03, -0.02, 1.1])
+    depth, mask = render_rectangle(K, SHAPE, R, centre, (0.5, 0.3))
+    raw = encode(depth, encoding)
+    raw[::7, ::5] = 0 if encoding == "16UC1" else np.inf  # invalid returns inside the mask (inf: REP-117)
+    for max_points in (10000, mask.size):
+        estimator = create_pose_estimator("pca", max_points=max_points)
+        from_raw = estimator.estimate(mask, raw, K, encoding=encoding)
+        from_metres = estimator.estimate(mask, depth_to_metres(raw, encoding), K)
+        assert from_raw.num_points == from_metres.num_points
+        np.testing.assert_allclose(from_raw.position, from_metres.position, atol=1e-6)
+        np.testing.assert_allclose(from_raw.rotation, from_metres.rotation, atol=1e-5)
+        assert_pose(from_raw, centre, R)
+    with pytest.raises(ValueError, match="uint16" if encoding == "16UC1" else "float32"):
+        estimator.estimate(mask, raw.astype(np.float64), K, encoding=encoding)
+
+
+def test_sampling_counts_every_valid_pixel_once():
+    """Weights of the cell samples add up to the valid pixels, whatever the mask's shape (also scattered)."""
+    from strvos_core.pose.pca import _grid_samples
+
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        height, width = (int(v) for v in rng.integers(20, 160, 2))
+        valid = rng.random((height, width)) < rng.uniform(0.05, 1.0)
+        if trial % 2:  # a compact blob
+            valid[:] = False
+            top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+            valid[top:top + rng.integers(1, height // 2), left:left + rng.integers(1, width // 2)] = True
+        max_points = int(rng.integers(3, max(4, valid.sum())))
+        rows, cols, weights = _grid_samples(valid, max_points)
+        assert valid[rows, cols].all() and len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == rows.size
+        if weights is None:
+            assert rows.size == valid.sum()
+        else:
+            assert rows.size <= max_points and weights.sum() == valid.sum()

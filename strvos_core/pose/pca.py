@@ -54,12 +54,17 @@ class PCAPoseConfig:
     min_band_m: float = 0.02        # ... but never reject within this band around the median depth
     max_eigen_ratio: float = 0.7    # orientation needs lambda2/lambda1 and lambda3/lambda2 below this
     min_incidence_cos: float = 0.25  # floor of cos(ray, normal) in the surface-area weights
-    max_points: int = 12000         # larger masks: at most this many weighted grid samples (_grid_samples);
-    # 12000 whole pixels cost about what a sampled full 640x480 frame does (7-px cells, 6.3k samples): ~1 ms
+    max_points: int = 12000         # masks with up to this many valid pixels use every one of them ...
+    sample_points: int | None = None  # ... larger ones at most this many weighted cells (None: max_points // 2)
+    # Sampling has a fixed cost of its own (counting the valid pixels of every cell, ~0.5 ms for a 640x480
+    # frame), so half as many samples as whole pixels keep both paths at about 1 ms per target here.
 
     def __post_init__(self) -> None:
-        if self.max_points < self.min_points:
-            raise ValueError(f"max_points ({self.max_points}) must be >= min_points ({self.min_points})")
+        if self.sample_points is None:
+            self.sample_points = max(self.max_points // 2, self.min_points)
+        if not self.min_points <= self.sample_points <= self.max_points:
+            raise ValueError(f"need min_points ({self.min_points}) <= sample_points ({self.sample_points}) <= "
+                             f"max_points ({self.max_points})")
         if self.min_points < 3:
             raise ValueError(f"min_points must be >= 3, got {self.min_points}")
         if self.outlier_mads <= 0 or self.min_band_m < 0:
@@ -89,7 +94,7 @@ class PCAPoseEstimator:
             raise ValueError(f"mask {mask.shape} and depth {depth.shape} must be HxW arrays of the same size")
         K = check_intrinsics(K, "depth camera K")
         valid = (mask if mask.dtype == bool else mask.astype(bool)) & valid_depth(depth, encoding)
-        rows, cols, cell_weights = _grid_samples(valid, self.config.max_points)
+        rows, cols, cell_weights = _grid_samples(valid, self.config.max_points, self.config.sample_points)
         z = depth_values_in_metres(depth[rows, cols], encoding)
         if z.size:
             keep = self._inliers(z)
@@ -144,17 +149,18 @@ class PCAPoseEstimator:
         return np.column_stack([major, middle, normal]), True
 
 
-def _grid_samples(valid: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _grid_samples(valid: np.ndarray, max_points: int,
+                  sample_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(rows, cols, weights) of the valid pixels to use: all of them (weights None) up to ``max_points``;
     beyond, one pixel per cell of an odd stride x stride grid, weighted by its cell's valid pixels, with the
-    smallest odd stride that gives at most ``max_points`` samples.
+    smallest odd stride that gives at most ``sample_points`` samples.
 
     Why weights: one unweighted sample per grid node shifts the centroid by up to stride / 2 pixels, because
-    how many nodes fall inside a straight edge depends on where the edge lies between them (1.2-1.5 mm for a
-    0.5 x 0.3 m plate at 1 m in a 640x480 frame with 20000 samples, measured). Weighted, a cell cut by an edge counts as much as it is covered.
-    The sample is the cell's centre (exact for a full cell: hence the odd stride) or, when that pixel is not
-    valid, the valid pixel nearest to the cell's valid pixels' centroid, so no covered cell is lost. Depth
-    outliers are still judged per pixel, on the samples' own depths."""
+    how many nodes fall inside a straight edge depends on where the edge lies between them (measured: 1.2-1.5
+    mm for a 0.5 x 0.3 m plate at 1 m in a 640x480 frame with 20000 samples). Weighted, a cell cut by an edge
+    counts as much as it is covered. The sample is the cell's centre (exact for a full cell: hence the odd
+    stride) or, when that pixel is not valid, the valid pixel nearest to the cell's valid pixels' centroid, so
+    no covered cell is lost. Depth outliers are still judged per pixel, on the samples' own depths."""
     count = np.count_nonzero(valid)
     if count <= max_points:
         rows, cols = _nonzero(valid)
@@ -162,11 +168,11 @@ def _grid_samples(valid: np.ndarray, max_points: int) -> tuple[np.ndarray, np.nd
     any_rows, any_cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
     top, left = int(any_rows[0]), int(any_cols[0])
     box = valid[top:any_rows[-1] + 1, left:any_cols[-1] + 1]
-    stride = int(np.ceil(np.sqrt(count / max_points)))
+    stride = int(np.ceil(np.sqrt(count / sample_points)))
     stride += 1 - stride % 2
     while True:  # compact masks: once; scattered ones occupy more cells than count / stride^2
         rows, cols, weights = _cell_samples(box, stride)
-        if rows.size <= max_points:
+        if rows.size <= sample_points:
             return rows + top, cols + left, weights
         stride += 2
 
@@ -184,23 +190,26 @@ def _cell_samples(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarra
     # numpy's reshape-sum: 0.9-1.4 ms); counts up to stride^2 come back exact from float32.
     cells = np.rint(cv2.resize(valid.view(np.uint8).astype(np.float32),
                                (padded_shape[1] // stride, padded_shape[0] // stride),
-                               interpolation=cv2.INTER_AREA) * (stride * stride))
-    centre_valid = valid[half::stride, half::stride]
-    cell_rows, cell_cols = _nonzero(centre_valid)
-    rows, cols, weights = cell_rows * stride + half, cell_cols * stride + half, cells[cell_rows, cell_cols]
-    lost_rows, lost_cols = _nonzero((cells > 0) & ~centre_valid)
-    if lost_rows.size:  # cells cut by an edge or a depth hole through their centre: another pixel of the cell
+                               interpolation=cv2.INTER_AREA) * (stride * stride)).ravel()
+    centre_valid = valid[half::stride, half::stride].ravel()
+    cells_per_row = padded_shape[1] // stride
+    found = np.flatnonzero(centre_valid)
+    rows, cols = found // cells_per_row * stride + half, found % cells_per_row * stride + half
+    weights = cells[found]
+    lost = np.flatnonzero((cells > 0) & ~centre_valid)
+    if lost.size:  # cells cut by an edge or a depth hole through their centre: another pixel of the cell
+        lost_top, lost_left = lost // cells_per_row * stride, lost % cells_per_row * stride
         offsets = np.arange(stride)
-        blocks = valid[(lost_rows * stride)[:, None, None] + offsets[None, :, None],
-                       (lost_cols * stride)[:, None, None] + offsets[None, None, :]]  # lost cells x stride x stride
+        blocks = valid[lost_top[:, None, None] + offsets[None, :, None],
+                       lost_left[:, None, None] + offsets[None, None, :]]  # lost cells x stride x stride
         counts = blocks.sum(axis=(1, 2))
         centre_r = (blocks * offsets[None, :, None]).sum(axis=(1, 2)) / counts
         centre_c = (blocks * offsets[None, None, :]).sum(axis=(1, 2)) / counts
         distance = ((offsets[None, :, None] - centre_r[:, None, None]) ** 2
                     + (offsets[None, None, :] - centre_c[:, None, None]) ** 2)
         nearest = np.where(blocks, distance, np.inf).reshape(counts.size, -1).argmin(axis=1)
-        rows = np.concatenate([rows, lost_rows * stride + nearest // stride])
-        cols = np.concatenate([cols, lost_cols * stride + nearest % stride])
+        rows = np.concatenate([rows, lost_top + nearest // stride])
+        cols = np.concatenate([cols, lost_left + nearest % stride])
         weights = np.concatenate([weights, counts])
     return rows, cols, weights.astype(np.float64)
 

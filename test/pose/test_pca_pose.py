@@ -160,7 +160,7 @@ def test_large_masks_are_subsampled_without_losing_accuracy():
 @pytest.mark.parametrize("shift_px", [0.0, 0.25, 0.5, 0.75])
 @pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (5.0, 3.0, 0.0), (20.0, -30.0, 25.0)])
 def test_default_subsampling_of_a_large_mask_keeps_the_tolerances(angles, shift_px):
-    """A 640x480 mask of ~50-65k pixels is sampled (default max_points). Axis-aligned edges are the worst case of
+    """A 640x480 mask of ~50-65k pixels is sampled (default max_points / sample_points). Axis-aligned edges are the worst case of
     a plain grid (whole node columns in or out: 1.2-1.5 mm off here); the weighted cells must stay within the
     tolerances and within 0.1 mm / 0.1 degree of the estimate from every pixel."""
     R = rotation(*angles)
@@ -170,7 +170,7 @@ def test_default_subsampling_of_a_large_mask_keeps_the_tolerances(angles, shift_
     assert mask.sum() > 4 * estimator.config.max_points and not mask[[0, -1]].any() and not mask[:, [0, -1]].any()
     depth_m = depth_to_metres(encode(depth, "32FC1"), "32FC1")
     est = estimator.estimate(mask, depth_m, K)
-    assert est.num_points <= estimator.config.max_points
+    assert est.num_points <= estimator.config.sample_points < estimator.config.max_points
     assert_pose(est, centre, R)
     full = create_pose_estimator("pca", max_points=mask.size).estimate(mask, depth_m, K)
     assert full.num_points == mask.sum()
@@ -227,9 +227,12 @@ def test_sampling_counts_every_valid_pixel_once():
             top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
             valid[top:top + rng.integers(1, height // 2), left:left + rng.integers(1, width // 2)] = True
         max_points = int(rng.integers(3, max(4, valid.sum())))
-        rows, cols, weights = _grid_samples(valid, max_points)
+        sample_points = int(rng.integers(3, max_points + 1))
+        rows, cols, weights = _grid_samples(valid, max_points, sample_points)
         assert valid[rows, cols].all() and len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == rows.size
         if weights is None:
             assert rows.size == valid.sum()
         else:
-            assert rows.size <= max_points and weights.sum() == valid.sum()
+            assert rows.size <= sample_points and weights.sum() == valid.sum()
+    with pytest.raises(ValueError, match="sample_points"):
+        create_pose_estimator("pca", max_points=100, sample_points=200)

@@ -41,7 +41,8 @@ from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand
 from visualization_msgs.msg import MarkerArray
 
 from strvos_core import backends
-from strvos_core.pose import create_pose_estimator, depth_to_metres, mask_on_depth_grid
+from strvos_core.pose import create_pose_estimator, mask_on_depth_grid
+from strvos_core.pose.depth import check_depth
 from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout, mask_to_mono8
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
@@ -99,8 +100,10 @@ class StrvosNode(LifecycleNode):
         self._matcher: ApproximateTimeMatcher | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._subscriptions: list = []
-        self._timers: list = []
+        # Not self._subscriptions / self._timers: those are rclpy.Node's own lists. Sharing them made the executor
+        # wait on every subscription and the timer twice (and take each message twice: the second take empty).
+        self._io_subscriptions: list = []
+        self._io_timers: list = []
         self._pubs: dict[str, Any] = {}
         self._io_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
@@ -155,7 +158,7 @@ class StrvosNode(LifecycleNode):
         self._matcher = ApproximateTimeMatcher(secondaries, self.settings.sync_tolerance,
                                                self.settings.sync_max_wait)
         self._subscribe()
-        self._timers.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
+        self._io_timers.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
                                               callback_group=self._timer_group))
         self._stop.clear()
         self._slot.reopen()
@@ -237,7 +240,7 @@ class StrvosNode(LifecycleNode):
                 finally:
                     self._add_cpu("callbacks", time.thread_time() - started)
 
-            self._subscriptions.append(self.create_subscription(
+            self._io_subscriptions.append(self.create_subscription(
                 msg_type, topic, timed, qos, callback_group=self._io_group, event_callbacks=events,
                 qos_overriding_options=overrides, raw=raw_as is not None))
 
@@ -266,11 +269,11 @@ class StrvosNode(LifecycleNode):
         self._stop.set()
         self._slot.close()
         if self.context.ok():
-            for subscription in self._subscriptions:
+            for subscription in self._io_subscriptions:
                 self.destroy_subscription(subscription)
-            for timer in self._timers:
+            for timer in self._io_timers:
                 self.destroy_timer(timer)
-        self._subscriptions, self._timers = [], []
+        self._io_subscriptions, self._io_timers = [], []
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=join_timeout)  # a frame in flight finishes (or is abandoned at exit)
         self._worker = None
@@ -528,8 +531,8 @@ class StrvosNode(LifecycleNode):
                                    area, mask_bbox(mask))
             laps.lap("messages")
             if depth is not None and area and want_pose:
-                depth_m, K, on_depth_grid = depth
-                estimate = estimator.estimate(on_depth_grid(mask), depth_m, K)
+                raw_depth, encoding, K, on_depth_grid = depth
+                estimate = estimator.estimate(on_depth_grid(mask), raw_depth, K, encoding=encoding)
                 laps.lap("pose")
                 seg.set_pose(estimate)
                 if estimate.position_valid:
@@ -581,14 +584,14 @@ class StrvosNode(LifecycleNode):
         return self._estimator
 
     def _depth_for(self, job: Job, color_shape: tuple[int, int]):
-        """(depth in metres, its K, colour-mask -> depth-grid function), or None (warned, counted)."""
+        """(raw depth image, its encoding, its K, colour-mask -> depth-grid function), or None (warned, counted)."""
         if job.depth is None:
             self._count("frames_without_depth")
             return None
         try:
-            raw = conversions.depth_from_msg(job.depth)
-            depth_m = depth_to_metres(raw, job.depth.encoding)
-            depth_shape = depth_m.shape
+            # The estimator converts only the pixels it samples (a few thousand) to metres, not the frame.
+            raw = check_depth(conversions.depth_from_msg(job.depth), job.depth.encoding)
+            depth_shape = raw.shape
             infos = {name: info for name, info in (("depth camera_info", job.depth_info),
                                                    ("colour camera_info", job.color_info)) if info is not None}
             for name, info in infos.items():
@@ -602,14 +605,15 @@ class StrvosNode(LifecycleNode):
                     self._bad_input("camera_info", "no CameraInfo matches this depth frame: no pose")
                     return None
                 K = conversions.intrinsics_from_msg(infos[info_name], info_name)
-                return depth_m, K, lambda mask: mask
+                return raw, job.depth.encoding, K, lambda mask: mask
             if job.depth_info is None or job.color_info is None:
                 self._bad_input("depth size", f"depth {depth_shape[1]}x{depth_shape[0]} differs from colour "
                                 f"{color_shape[1]}x{color_shape[0]} and both CameraInfos are needed to scale it")
                 return None
             K_depth = conversions.intrinsics_from_msg(job.depth_info, "depth camera_info")
             K_color = conversions.intrinsics_from_msg(job.color_info, "colour camera_info")
-            return depth_m, K_depth, lambda mask: mask_on_depth_grid(mask, K_color, K_depth, depth_shape)
+            return raw, job.depth.encoding, K_depth, lambda mask: mask_on_depth_grid(mask, K_color, K_depth,
+                                                                                      depth_shape)
         except ValueError as exc:
             self._bad_input("depth", str(exc))
             return None

@@ -12,6 +12,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed: run scripts/setup.sh")
 from msg_samples import SAMPLES  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -45,10 +47,15 @@ def test_every_field_round_trips_between_processes():
         stdout=subprocess.PIPE,
         text=True,
     )
+    # A context of its own: other suites in the same pytest process (test/ros) keep rclpy's default context
+    # initialised, and a second rclpy.init() on it fails ("Context.init() must only be called once").
+    context = Context()
     try:
         assert peer.stdout.readline().strip() == "echo ready"
-        rclpy.init()
-        node = rclpy.create_node("strvos_msg_roundtrip")
+        rclpy.init(context=context)
+        node = rclpy.create_node("strvos_msg_roundtrip", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
         sent = {name: make() for name, make in SAMPLES.items()}
         received: dict = {}
@@ -63,10 +70,11 @@ def test_every_field_round_trips_between_processes():
             for name, msg in sent.items():
                 if name not in received:
                     pubs[name].publish(msg)
-            rclpy.spin_once(node, timeout_sec=0.2)
+            executor.spin_once(timeout_sec=0.2)
+        executor.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
     finally:
+        rclpy.try_shutdown(context=context)
         peer.send_signal(signal.SIGINT)
         assert peer.wait(10) == 0
     assert set(received) == set(sent), f"missing echoes: {set(sent) - set(received)}"

@@ -178,38 +178,40 @@ def _grid_samples(valid: np.ndarray, max_points: int,
 
 
 def _cell_samples(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One valid pixel per stride x stride cell that has any (see _grid_samples) and its cell's valid count."""
+    """One valid pixel per stride x stride cell that has any (see _grid_samples) and its cell's valid count;
+    the last cells of a row or column may be cut by the image's edge."""
     half = stride // 2
     height, width = valid.shape
-    padded_shape = (-(-height // stride) * stride, -(-width // stride) * stride)
-    if padded_shape != valid.shape:  # whole cells only: the last ones are filled with invalid pixels
-        grown = np.zeros(padded_shape, dtype=bool)
-        grown[:height, :width] = valid
-        valid = grown
-    # Valid pixels per cell: cv2's area resize averages exact stride x stride blocks (0.15 ms at 640x480;
-    # numpy's reshape-sum: 0.9-1.4 ms); counts up to stride^2 come back exact from float32.
-    cells = np.rint(cv2.resize(valid.view(np.uint8).astype(np.float32),
-                               (padded_shape[1] // stride, padded_shape[0] // stride),
-                               interpolation=cv2.INTER_AREA) * (stride * stride)).ravel()
-    centre_valid = valid[half::stride, half::stride].ravel()
-    cells_per_row = padded_shape[1] // stride
+    # Valid pixels per cell from an integral image (cv2: ~0.3 ms for 640x480 with cold caches, as after a
+    # model step; numpy's reshape-sum ~1.4 ms).
+    integral = cv2.integral(valid.view(np.uint8))
+    row_edges = np.minimum(np.arange(-(-height // stride) + 1) * stride, height)
+    col_edges = np.minimum(np.arange(-(-width // stride) + 1) * stride, width)
+    corners = integral[np.ix_(row_edges, col_edges)]
+    cells = (corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]).ravel()
+    cells_per_row = col_edges.size - 1
+    centre_valid = np.zeros((row_edges.size - 1, cells_per_row), dtype=bool)
+    inside = valid[half::stride, half::stride]  # centres of cells cut by the edge may lie outside the image
+    centre_valid[:inside.shape[0], :inside.shape[1]] = inside
+    centre_valid = centre_valid.ravel()
     found = np.flatnonzero(centre_valid)
     rows, cols = found // cells_per_row * stride + half, found % cells_per_row * stride + half
     weights = cells[found]
     lost = np.flatnonzero((cells > 0) & ~centre_valid)
     if lost.size:  # cells cut by an edge or a depth hole through their centre: another pixel of the cell
-        lost_top, lost_left = lost // cells_per_row * stride, lost % cells_per_row * stride
         offsets = np.arange(stride)
-        blocks = valid[lost_top[:, None, None] + offsets[None, :, None],
-                       lost_left[:, None, None] + offsets[None, None, :]]  # lost cells x stride x stride
+        block_rows = (lost // cells_per_row * stride)[:, None, None] + offsets[None, :, None]
+        block_cols = (lost % cells_per_row * stride)[:, None, None] + offsets[None, None, :]
+        blocks = (valid[np.minimum(block_rows, height - 1), np.minimum(block_cols, width - 1)]
+                  & (block_rows < height) & (block_cols < width))  # lost cells x stride x stride
         counts = blocks.sum(axis=(1, 2))
         centre_r = (blocks * offsets[None, :, None]).sum(axis=(1, 2)) / counts
         centre_c = (blocks * offsets[None, None, :]).sum(axis=(1, 2)) / counts
         distance = ((offsets[None, :, None] - centre_r[:, None, None]) ** 2
                     + (offsets[None, None, :] - centre_c[:, None, None]) ** 2)
         nearest = np.where(blocks, distance, np.inf).reshape(counts.size, -1).argmin(axis=1)
-        rows = np.concatenate([rows, lost_top + nearest // stride])
-        cols = np.concatenate([cols, lost_left + nearest % stride])
+        rows = np.concatenate([rows, block_rows[:, 0, 0] + nearest // stride])
+        cols = np.concatenate([cols, block_cols[:, 0, 0] + nearest % stride])
         weights = np.concatenate([weights, counts])
     return rows, cols, weights.astype(np.float64)
 

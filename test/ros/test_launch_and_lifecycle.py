@@ -159,6 +159,16 @@ def test_compressed_input_with_reliable_subscription(tmp_path):
         while "could not be decoded" not in log.read_text(errors="replace"):
             assert time.monotonic() < deadline, "undecodable CompressedImage was not reported"
             time.sleep(0.2)
+        # A best-effort camera cannot feed the reliable subscription: warned and counted (the camera topics'
+        # QoS events are served by the node's camera thread, not by its executor).
+        best_effort = client.node.create_publisher(CompressedImage, "image/compressed",
+                                                   QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        deadline = time.monotonic() + 30
+        while "a publisher on image/compressed has incompatible QoS" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "no incompatible-QoS warning for the camera topic"
+            time.sleep(0.2)
+        assert int(client.diagnostics_values()["incompatible_qos"]) >= 1
+        client.node.destroy_publisher(best_effort)
         assert proc.poll() is None
     finally:
         client.close()

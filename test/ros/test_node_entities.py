@@ -1,6 +1,7 @@
 """What strvos_node puts into its executor's wait set (every entity costs Python on every wake-up, twice per
-message): each subscription and timer once, one incompatible-QoS handler per topic, nothing left after
-deactivate. In-process (no model is loaded), in an rclpy context of its own and a namespace of its own."""
+message): each subscription and timer once, one incompatible-QoS handler per topic, the camera topics on the
+node's camera thread instead, nothing left after deactivate. In-process (no model is loaded), in an rclpy
+context of its own and a namespace of its own."""
 from __future__ import annotations
 
 import pytest
@@ -10,6 +11,7 @@ pytestmark = pytest.mark.ros
 
 from rclpy.context import Context  # noqa: E402
 from rclpy.event_handler import QoSPublisherEventType, QoSSubscriptionEventType  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from strvos_ros.node import StrvosNode  # noqa: E402
 
@@ -37,6 +39,14 @@ def test_each_subscription_once_with_one_qos_handler_and_none_left_after_stop(no
     assert len(topics) == 6 and len(set(topics)) == 6, topics
     added = event_types(node)[len(before):]
     assert added == [QoSSubscriptionEventType.RCL_SUBSCRIPTION_REQUESTED_INCOMPATIBLE_QOS] * 6, added
+    # The camera topics and their QoS events are the camera thread's; the executor waits on the rest only.
+    executor = SingleThreadedExecutor(context=node.context)
+    served = {s.topic_name: executor.can_execute(s) for s in node.subscriptions}
+    assert served == {"/strvos_entities_test/image": False, "/strvos_entities_test/depth": False,
+                      "/strvos_entities_test/camera_info": False, "/strvos_entities_test/depth_camera_info": False,
+                      "/strvos/prompt": True, "/strvos_entities_test/strvos_node/targets": True}, served
+    camera_events = [h for s in node.subscriptions if not served[s.topic_name] for h in s.event_handlers]
+    assert len(camera_events) == 4 and not any(executor.can_execute(h) for h in camera_events)
     node._stop_io()
     assert list(node.subscriptions) == [] and list(node.timers) == []
     assert event_types(node) == before

@@ -335,10 +335,11 @@ def table(results: list[dict], args) -> str:
 STAGES = [
     ("camera_publish", "camera's colour publish call"), ("in_node", "in the node, besides the step"),
     ("result_transport", "result DDS"), ("result_dispatch", "result take + executor (benchmark)"),
-    ("image_transport", "colour DDS"), ("image_dispatch", "colour take + executor"),
-    ("depth_transport", "depth DDS"), ("depth_dispatch", "depth take + executor"),
+    ("image_transport", "colour DDS"), ("image_dispatch", "colour take + dispatch"),
+    ("depth_transport", "depth DDS"), ("depth_dispatch", "depth take + dispatch"),
     ("sync_wait", "sync wait"), ("slot_wait", "slot -> worker"), ("commands", "commands"), ("decode", "decode"),
-    ("depth", "depth image (+ to metres before 1cf7093)"), ("messages", "mask + messages"), ("pose", "pose"), ("publish", "publish"),
+    ("depth", "depth image (+ to metres before 1cf7093)"), ("messages", "mask + messages"), ("pose", "pose"),
+    ("publish", "publish"),
     ("overlay", "overlay"), ("publish_overlay", "publish overlay"),
 ]
 
@@ -350,7 +351,8 @@ def stage_table(results: list[dict]) -> list[str]:
         "overhead is about the camera's publish call + in the node + result DDS + result take; 'in the node' = "
         "colour image received by the node's middleware -> SegmentationArray handed back to it, minus the "
         "step, and splits into the stages after it: DDS = source -> receive timestamps of the middleware, "
-        "take + executor = receive -> the node's callback, sync wait = colour callback -> matched with depth, "
+        "take + dispatch = receive -> the node's callback (its camera thread since 48900ff, the executor before), "
+        "sync wait = colour callback -> matched with depth, "
         "slot -> worker = matched -> the worker picks it up, then the worker's stages:",
         "",
         "| resolution | depth + pose | " + " | ".join(title for _, title in STAGES) + " |",

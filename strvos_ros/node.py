@@ -19,7 +19,6 @@ everything. With autostart (default) the node brings itself to active.
 from __future__ import annotations
 
 import collections
-import ctypes
 import signal
 import sys
 import threading
@@ -49,6 +48,7 @@ from strvos_core.pose.depth import check_depth
 from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout, mask_to_mono8
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
+from strvos_core.realtime.memory import keep_freed_memory
 from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
 from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
@@ -725,21 +725,6 @@ class StrvosNode(LifecycleNode):
             statuses.append(visuals.target_status(name, target_id, target.prompt, target.tracker.state,
                                                   target.last_score, target.tracker.frames_since_seen))
         publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
-
-
-def keep_freed_memory() -> None:
-    """glibc: keep freed blocks of up to 32 MB for reuse instead of unmapping / trimming them.
-
-    Every camera image is taken into a new ~1 MB bytes object. On a thread other than the main one (the
-    camera thread), glibc serves that from mmap or a trimmed arena heap, so each take faults in ~250 fresh
-    pages: 1.1-1.5 ms per 640x480 image on the development VM, 0.37-0.42 ms with these settings (measured in
-    a two-process probe). The cost: up to 64 MB of freed memory stays with the process. No-op without glibc."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
 
 
 def main(args: list[str] | None = None) -> None:

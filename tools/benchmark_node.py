@@ -14,7 +14,6 @@ ROS network safety: LOCALHOST discovery and a random ROS_DOMAIN_ID are set here 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
 import random
@@ -42,6 +41,8 @@ from std_msgs.msg import String  # noqa: E402
 from strvos_ros.msg import SegmentationArray  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from strvos_core.realtime.memory import keep_freed_memory  # noqa: E402
+
 # Reliable camera QoS (and input.reliability:=reliable on the node) unless --best-effort: with the default Fast DDS
 # transport best effort loses most ~1 MB messages on loopback here (UDP fragments), which would measure the
 # network, not the node; with the large-image SHM profile it can be measured (--best-effort).
@@ -49,17 +50,6 @@ SENSOR = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=His
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 LOST_AFTER_S = 5.0  # --best-effort lock-step: a frame without a result by then was lost (counted, not timed)
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-
-
-def keep_freed_memory() -> None:
-    """glibc: reuse freed megabyte-sized blocks instead of returning them to the kernel (each fresh 4 KB page
-    costs a page fault on the development VM: ~2 ms per 900 KB message taken in Python)."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
 
 
 def seconds(header) -> float:

@@ -16,7 +16,8 @@ Method, per backend and preset:
     torch.cuda.max_memory_allocated (reset likewise). Stage windows are the forward calls of the stage's
     modules (vision: InternViT + mlp1; llm: Qwen2 backbone + lm_head; sam2: SAM 2 encoder + prompt encoder +
     mask decoder).
-The clip is deterministic random frames; the random model is steered to answer "[SEG]" so every stage runs.
+The clip is deterministic random frames; the random model is steered to answer "[SEG]" so every stage runs
+(`--answer none`: steered to answer without [SEG], the frames on which SAM 2's image encoder is skipped).
 
 Usage (CPU, the committed benchmarks/core_cpu.md):
   python tools/benchmark_core.py --out benchmarks/core_cpu.md
@@ -184,40 +185,43 @@ def make_clip(count: int, width: int, height: int, seed: int = 0) -> list[np.nda
     return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def timed_step(session, frame: np.ndarray, probe: StagePeaks) -> Sample:
+def timed_step(session, frame: np.ndarray, probe: StagePeaks, answer: str = "seg") -> Sample:
     probe.meter.trim()
     probe.start_step()
     result = session.step(frame)
     peak, stages = probe.end_step()
-    if not all(target.has_seg for target in result.targets.values()):
+    has_seg = [target.has_seg for target in result.targets.values()]
+    if answer == "seg" and not all(has_seg):
         raise SystemExit("the steered random model gave no [SEG]: SAM 2 decoding was not measured")
+    if answer == "none" and any(has_seg):
+        raise SystemExit("the model steered to answer without [SEG] gave one: the frame is not a no-[SEG] frame")
     return Sample(dict(result.timings), peak, stages)
 
 
 def measure_streaming(backend, probe: StagePeaks, clip: list[np.ndarray], frames: list[int], repeats: int,
-                      series: Series) -> None:
+                      series: Series, answer: str = "seg") -> None:
     for _ in range(repeats):
         session = backend.start_session({"target": EXPRESSION})
         for index, frame in enumerate(clip[: max(frames)], start=1):
             if index in frames:
-                series.samples.setdefault(index, []).append(timed_step(session, frame, probe))
+                series.samples.setdefault(index, []).append(timed_step(session, frame, probe, answer))
             else:
                 session.step(frame)
 
 
 def measure_offline(backend, probe: StagePeaks, clip: list[np.ndarray], frames: list[int], repeats: int,
-                    series: Series) -> None:
+                    series: Series, answer: str = "seg") -> None:
     for _ in range(repeats):
         for index in frames:
             session = backend.start_session({"target": EXPRESSION})
             session.frames = list(clip[: index - 1])  # the baseline's only carried state: the clip so far
-            series.samples.setdefault(index, []).append(timed_step(session, clip[index - 1], probe))
+            series.samples.setdefault(index, []).append(timed_step(session, clip[index - 1], probe, answer))
 
 
 def run_backend(name: str, preset: str, args, clip: list[np.ndarray], frames: list[int], repeats: int) -> Series:
     from strvos_core import backends
 
-    backend = backends.create(name, model=f"random:{preset}", device=args.device, dtype=args.dtype)
+    backend = backends.create(name, model=f"random:{preset}:{args.answer}", device=args.device, dtype=args.dtype)
     model = backend.model
     if args.max_dynamic_patch:
         model.config.max_dynamic_patch = args.max_dynamic_patch
@@ -229,7 +233,7 @@ def run_backend(name: str, preset: str, args, clip: list[np.ndarray], frames: li
         meter.trim()
         series = Series(name, preset, meter.current())
         measure = measure_streaming if name == "streamingrvos" else measure_offline
-        measure(backend, probe, clip, frames, repeats, series)
+        measure(backend, probe, clip, frames, repeats, series, args.answer)
     finally:
         probe.remove()
         backend.release()
@@ -371,15 +375,23 @@ def parse_size(text: str) -> tuple[int, int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="weights dtype (default float32)")
     parser.add_argument("--presets", default="tiny,1b", help="comma list of tiny, 1b, 4b")
+    parser.add_argument("--answer", default="seg", choices=["seg", "none"],
+                        help="steer the random model to answer with [SEG] (every stage runs; default) or without "
+                             "(SAM 2 is skipped: the cost of a frame where the target is not referred to)")
     parser.add_argument("--size", type=parse_size, default=(320, 240), help="frame WIDTHxHEIGHT (default 320x240)")
-    parser.add_argument("--tiny-frames", type=parse_frames, default=parse_frames("1,10,100"))
-    parser.add_argument("--large-frames", type=parse_frames, default=parse_frames("1-8"), help="for 1b/4b")
-    parser.add_argument("--offline-tiny-frames", type=parse_frames, default=parse_frames("1,10,100"))
-    parser.add_argument("--offline-large-frames", type=parse_frames, default=parse_frames("1,2,4,8"))
-    parser.add_argument("--tiny-repeats", type=int, default=3)
-    parser.add_argument("--large-repeats", type=int, default=1)
+    parser.add_argument("--tiny-frames", type=parse_frames, default=parse_frames("1,10,100"),
+                        help="streaming frames measured for the tiny preset, e.g. 1,10,100 or 1-8")
+    parser.add_argument("--large-frames", type=parse_frames, default=parse_frames("1-8"),
+                        help="streaming frames measured for 1b/4b")
+    parser.add_argument("--offline-tiny-frames", type=parse_frames, default=parse_frames("1,10,100"),
+                        help="frames measured for the offline baseline, tiny preset")
+    parser.add_argument("--offline-large-frames", type=parse_frames, default=parse_frames("1,2,4,8"),
+                        help="frames measured for the offline baseline, 1b/4b")
+    parser.add_argument("--tiny-repeats", type=int, default=3, help="fresh sessions per measured frame, tiny")
+    parser.add_argument("--large-repeats", type=int, default=1, help="fresh sessions per measured frame, 1b/4b")
     parser.add_argument("--no-offline", action="store_true", help="skip the sa2va-offline baseline")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--max-dynamic-patch", type=int, default=0,
@@ -426,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine_lines(args),
         f"- device {args.device}, dtype {args.dtype}, frame {args.size[0]}x{args.size[1]}, one target, "
-        f"random weights steered to answer \"[SEG]\"",
+        "random weights steered to answer " + ('"[SEG]"' if args.answer == "seg" else "without [SEG]"),
         *tile_lines(args),
         f"- load average (1/5/15 min) before {'/'.join(f'{v:.1f}' for v in load_before)}, "
         f"after {'/'.join(f'{v:.1f}' for v in load_after)}; wall {time.time() - started:.0f} s",

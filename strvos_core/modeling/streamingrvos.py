@@ -2,7 +2,8 @@
 
 The forward of one frame, as the reference's `predict_forward_token` loop body:
   1. `encode_frame`: tiles -> InternViT -> 256 tokens/tile; the frame squashed for SAM 2 -> image features.
-     Done once per frame, shared by every target.
+     Done once per frame, shared by every target; SAM 2's image encoder runs only when a target of the frame
+     emits [SEG] (on demand, once), as the reference skips it for frames without [SEG].
   2. `segment`: prompt embeddings with the image tokens written over <IMG_CONTEXT> and, when a state exists, the
      state written over <TIME_CONTEXT>; greedy decoding; the hidden state at each generated [SEG]
      (post-norm last layer); text_hidden_fcs -> SAM 2 prompt -> 256x256-class logits -> bilinear to (H, W).
@@ -14,6 +15,7 @@ in [0, 1]; 0 when no [SEG] was generated.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,15 +40,29 @@ class TextHiddenFcs(nn.Sequential):
                          nn.Dropout(0.0))
 
 
-@dataclass
 class FrameFeatures:
-    """Everything per frame that does not depend on the expression."""
+    """Everything per frame that does not depend on the expression, shared by every target of the frame.
 
-    height: int
-    width: int
-    num_tiles: int
-    image_tokens: torch.Tensor  # [num_tiles * 256, Cl]
-    sam: ImageFeatures
+    SAM 2's image features (`sam`) are computed on first use, once: a frame on which no target emits [SEG]
+    never runs SAM 2's image encoder, which is by far the largest per-frame cost of the released size on a
+    CPU. The reference encodes only the frames it decodes too; the features are the same either way."""
+
+    def __init__(self, height: int, width: int, num_tiles: int, image_tokens: torch.Tensor,
+                 sam: ImageFeatures | Callable[[], ImageFeatures]) -> None:
+        self.height, self.width, self.num_tiles = height, width, num_tiles
+        self.image_tokens = image_tokens  # [num_tiles * 256, Cl]
+        self._sam, self._encode_sam = (None, sam) if callable(sam) else (sam, None)
+
+    @property
+    def sam_encoded(self) -> bool:
+        """Whether SAM 2's image encoder has run for this frame."""
+        return self._sam is not None
+
+    @property
+    def sam(self) -> ImageFeatures:
+        if self._sam is None:
+            self._sam, self._encode_sam = self._encode_sam(), None
+        return self._sam
 
 
 @dataclass
@@ -107,19 +123,28 @@ class StreamingRVOSModel(nn.Module):
 
     @torch.no_grad()
     def encode_frame(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> FrameFeatures:
-        """An HxWx3 uint8 RGB frame (see processing.image.as_rgb_frame) -> the shared per-frame features."""
+        """An HxWx3 uint8 RGB frame (see processing.image.as_rgb_frame) -> the shared per-frame features.
+
+        The ViT runs now; SAM 2's image encoder runs when a target first needs it (its preprocessing and
+        encoding are then added to ``timings`` under "preprocess" and "sam2")."""
         timer = _Timer(self.device, timings)
         cfg = self.config
         with timer("preprocess"):
             tiles = image_processing.llm_tiles(frame, cfg.tile_size, cfg.min_dynamic_patch, cfg.max_dynamic_patch,
                                                cfg.use_thumbnail)
-            sam_input = image_processing.sam2_image(frame, cfg.grounding.image_size)
         with timer("vision"):
             tokens = self.encode_tiles(tiles)
+        return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0], tokens.reshape(-1, tokens.shape[-1]),
+                             lambda: self.encode_sam(frame, timer))
+
+    @torch.no_grad()
+    def encode_sam(self, frame: np.ndarray, timer: _Timer | None = None) -> ImageFeatures:
+        """SAM 2's image features of an HxWx3 uint8 RGB frame (the frame squashed to SAM 2's square input)."""
+        timer = timer or _Timer(self.device, None)
+        with timer("preprocess"):
+            sam_input = image_processing.sam2_image(frame, self.config.grounding.image_size)
         with timer("sam2"), self._autocast():
-            sam = self.grounding_encoder.encode_image(sam_input.to(self.device, self.dtype))
-        return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0],
-                             tokens.reshape(-1, tokens.shape[-1]), sam)
+            return self.grounding_encoder.encode_image(sam_input.to(self.device, self.dtype))
 
     def prompt_ids(self, expression: str, tiles: int, mode: str = "video") -> torch.Tensor:
         """[1, N] token ids of the chat prompt (cached per expression, tile count and mode)."""
@@ -170,9 +195,10 @@ class StreamingRVOSModel(nn.Module):
         if num_seg == 0:
             empty = np.zeros((features.height, features.width), dtype=bool)
             return SegmentOutput(empty, 0.0, False, text, 0, None, timings)
+        sam = features.sam  # encoded here on the frame's first [SEG], timed by encode_frame's timer
         with timer("sam2"), self._autocast():
             prompt = self.text_hidden_fcs(seg_hidden[:1] if mode == "image" else seg_hidden[-1:])
-            pred = self.grounding_encoder.decode(features.sam, prompt)
+            pred = self.grounding_encoder.decode(sam, prompt)
             logits = F.interpolate(pred.low_res_logits, size=(features.height, features.width), mode="bilinear",
                                    align_corners=False)
             mask = (logits[0, 0].sigmoid() > 0.5).cpu().numpy()

@@ -242,8 +242,15 @@ def test_all_frames_match_the_reference(variant, tmp_path_factory, monkeypatch):
     """Every frame: [SEG] -> [SEG] (state carried), no [SEG] (empty mask, state reset), then 5 consecutive frames
     carrying the [SEG] state. sam256 (about 25 s here) runs by default; sam1024 (SAM 2's released size) is slow."""
     fixture = FIXTURES / variant
-    records = run_ours(parity_model(variant, tmp_path_factory), _frames(fixture), DecodeRecorder(monkeypatch))
+    model = parity_model(variant, tmp_path_factory)
+    encoder = model.grounding_encoder
+    encoded: list = []
+    original = encoder.encode_image
+    monkeypatch.setattr(encoder, "encode_image", lambda x: encoded.append(1) or original(x))
+    records = run_ours(model, _frames(fixture), DecodeRecorder(monkeypatch))
     assert_frames_match(records, _expected(fixture))
+    # SAM 2's image encoder ran on the frames with [SEG] only (as the reference), with the masks still identical.
+    assert len(encoded) == sum(1 for count in _expected(fixture)["seg_count"] if count > 0)
 
 
 def test_parity_detects_a_missing_recurrence(tmp_path_factory, monkeypatch):

@@ -71,6 +71,32 @@ def test_targets_share_the_frame_work(tiny_backend, monkeypatch, random_frame):
     assert many.targets["a"].score == pytest.approx(alone.targets["a"].score, abs=1e-6)
 
 
+def count_sam_encodings(model, monkeypatch) -> list:
+    encoder = model.grounding_encoder
+    calls: list = []
+    original = encoder.encode_image
+    monkeypatch.setattr(encoder, "encode_image", lambda x: calls.append(1) or original(x))
+    return calls
+
+
+def test_sam2_image_encoder_runs_only_when_a_target_emits_seg(steered, monkeypatch, random_frame):
+    """Frames without [SEG] skip SAM 2's image encoder (as the reference); with [SEG] it runs once per frame,
+    whatever the number of targets."""
+    from strvos_core.modeling.steering import steer_answer
+    from strvos_core.session import StreamingSession
+
+    calls = count_sam_encodings(steered, monkeypatch)
+    session = StreamingSession(steered, {"a": "the mug", "b": "the dog", "c": "the cat"})
+    result = session.step(random_frame(seed=1))
+    assert len(calls) == 1 and all(t.has_seg for t in result.targets.values())
+    assert result.timings["sam2"] > 0
+    steer_answer(steered.language_model, steered.tokenizer, "none")
+    result = session.step(random_frame(seed=2))
+    assert len(calls) == 1 and not any(t.has_seg or t.mask.any() for t in result.targets.values())
+    assert result.timings["sam2"] == 0.0
+    assert steered.encode_frame(random_frame(seed=2)).sam_encoded is False
+
+
 def test_segment_image(tiny_backend, random_frame):
     result = tiny_backend.segment_image(random_frame(20, 20)[:, :, ::-1], "the cup", color_order="bgr")
     assert result.mask.shape == (20, 20) and result.expression == "the cup"

@@ -116,7 +116,7 @@ if [ -x "$VENV/bin/ros2" ] || ! command -v ros2 >/dev/null 2>&1; then
 fi
 
 # --- 4. messages + node (ament_cmake package strvos_ros) with colcon, straight into the venv ------------
-ROS_HASH=$(hash_tree msg strvos_ros launch config scripts/strvos_node CMakeLists.txt package.xml)
+ROS_HASH=$(hash_tree msg srv strvos_ros launch config scripts/strvos_node CMakeLists.txt package.xml)
 if [ "$(cat "$VENV/.strvos-ros" 2>/dev/null)" != "$ROS_HASH" ]; then
   log "colcon build strvos_ros (messages + node) into the venv"
   (cd "$CACHE" && "$VENV/bin/colcon" --log-base "$CACHE/colcon/log" build \

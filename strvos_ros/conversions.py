@@ -1,4 +1,9 @@
-"""sensor_msgs / geometry_msgs <-> numpy, with the checks in strvos_core.realtime.encodings (no cv_bridge)."""
+"""ROS messages <-> strvos_core values: images and camera infos in, commands in, poses out (no cv_bridge).
+
+Only conversion here: what the values mean and whether they are usable is checked once, in strvos_core
+(realtime.encodings for image buffers, realtime.depth_input for depth and intrinsics, realtime.prompts for
+prompts).
+"""
 from __future__ import annotations
 
 import array
@@ -7,15 +12,36 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, Vector3
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from strvos_ros.msg import TargetCommand
 
-from strvos_core.pose import check_intrinsics
 from strvos_core.pose.pca import PoseEstimate
-from strvos_core.realtime.encodings import decode_compressed, image_from_buffer, to_rgb
+from strvos_core.realtime.commands import AddTarget, ClearTargets, Command, RemoveTarget, SetPrompt
+from strvos_core.realtime.depth_input import DepthImage, Intrinsics
+from strvos_core.realtime.encodings import (
+    COLOR_ENCODINGS,
+    check_layout,
+    decode_compressed,
+    image_from_buffer,
+    to_rgb,
+)
+from strvos_core.realtime.prompts import PromptError
 from strvos_ros.cdr import RawImage
 
 
 def stamp_seconds(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def check_colour(msg: Image | RawImage | CompressedImage) -> None:
+    """Cheap checks of a colour image on receipt (no copy), so that a malformed one never displaces a good
+    frame waiting for the worker; ValueError when it is unusable."""
+    if isinstance(msg, CompressedImage):
+        if len(msg.data) == 0:
+            raise ValueError("compressed image is empty")
+        return
+    if msg.encoding not in COLOR_ENCODINGS:
+        raise ValueError(f"colour encoding {msg.encoding!r} is not supported; use one of {COLOR_ENCODINGS}")
+    check_layout(msg.height, msg.width, msg.step, msg.encoding, len(msg.data))
 
 
 def rgb_from_msg(msg: Image | RawImage | CompressedImage) -> np.ndarray:
@@ -27,18 +53,37 @@ def rgb_from_msg(msg: Image | RawImage | CompressedImage) -> np.ndarray:
     return to_rgb(image, msg.encoding)
 
 
-def depth_from_msg(msg: Image | RawImage) -> np.ndarray:
-    """Raw HxW depth array (uint16 mm or float32 m, see encoding) of a depth Image."""
-    if msg.encoding not in ("16UC1", "mono16", "32FC1"):
-        raise ValueError(f"depth encoding {msg.encoding!r} is not supported; expected 16UC1 (mm) or 32FC1 (m)")
-    return image_from_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
+def intrinsics(msg: CameraInfo | None) -> Intrinsics | None:
+    return None if msg is None else Intrinsics(np.asarray(msg.k, dtype=np.float64), msg.width, msg.height)
 
 
-def intrinsics_from_msg(msg: CameraInfo, name: str) -> np.ndarray:
-    """3x3 K of a CameraInfo; ValueError when it is zero/non-finite (e.g. an uncalibrated camera)."""
-    if msg.width == 0 or msg.height == 0:
-        raise ValueError(f"{name} has zero image size")
-    return check_intrinsics(np.asarray(msg.k, dtype=np.float64).reshape(3, 3), name)
+def depth_image(msg: Image | RawImage, info: CameraInfo | None) -> DepthImage:
+    """The depth pixels as published (ValueError when the buffer does not hold the image its fields describe)."""
+    pixels = image_from_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
+    return DepthImage(pixels, msg.encoding, intrinsics(info))
+
+
+def command(action: int, target_id: str, prompt: str) -> Command:
+    """The typed command of a TargetCommand's (or SetTarget request's) fields; PromptError for an unknown
+    action. ADD with an empty target id sets the default target (as /strvos/prompt does)."""
+    if action == TargetCommand.ADD:
+        return SetPrompt(prompt) if target_id == "" else AddTarget(target_id, prompt)
+    if action == TargetCommand.REMOVE:
+        return RemoveTarget(target_id)
+    if action == TargetCommand.CLEAR:
+        return ClearTargets()
+    raise PromptError(f"unknown action {action}; use ADD=0, REMOVE=1 or CLEAR=2")
+
+
+def action_of(command: Command | None, fallback: int = 0) -> int:
+    """The TargetCommand action number of a command (``fallback`` for none)."""
+    if isinstance(command, (AddTarget, SetPrompt)):
+        return TargetCommand.ADD
+    if isinstance(command, RemoveTarget):
+        return TargetCommand.REMOVE
+    if isinstance(command, ClearTargets):
+        return TargetCommand.CLEAR
+    return fallback
 
 
 def _byte_array(pixels: np.ndarray) -> array.array:

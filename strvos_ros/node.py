@@ -1,20 +1,25 @@
 """strvos_node: a lifecycle node that segments referred targets in a camera stream with strvos_core.
 
-Thin layer: message conversion, QoS, parameters and threads. Subscription callbacks only check and queue
-messages; a worker thread runs the model on the newest matched frame (older ones are dropped and counted), so
-the node is never more than one frame plus one inference behind the camera. Camera topics are taken by a
-thread of their own (subscription_thread.py), not by the rclpy executor, which serves prompts, commands,
-services, the diagnostics timer and QoS events.
+Thin layer: message conversion, QoS, parameters and threads. Everything between a converted frame and its
+results (the target registry, prompt checks, the model session, tracking state, depth, poses) is
+strvos_core.realtime.pipeline, tested without ROS: the node converts messages, calls `Pipeline.submit` /
+`Pipeline.process`, and publishes what they return.
+
+Threads: camera topics are taken by a thread of their own (subscription_thread.py), which only checks and
+matches messages (colour with depth and camera infos, by stamp) and hands the newest match to the worker thread
+(older ones are dropped and counted), so the node is never more than one frame plus one inference behind the
+camera. The rclpy executor serves prompts, target commands, the ~/set_target service, parameters, lifecycle and
+the diagnostics timer; every prompt is answered there at once (~/status, or the service's response).
 
 Cost: camera images are taken, and results published, as CDR bytes (strvos_ros/cdr.py: no rclpy Python
 message objects per frame); outputs nobody subscribes to are not built; /diagnostics reports wall and CPU
-time per stage (stage.*) and the node's own latency besides the model (stage.in_node_ms). Between processes on one machine,
-camera-sized images need a larger Fast DDS shared-memory segment than the default 512 KB, or depth frames
-arrive hundreds of ms late: see config/fastdds_large_images.xml and benchmarks/node_cpu.md.
+time per stage (stage.*) and the node's own latency besides the model (stage.in_node_ms). Between processes on
+one machine, camera-sized images need a larger Fast DDS shared-memory segment than the default 512 KB, or depth
+frames arrive hundreds of ms late: see config/fastdds_large_images.xml and benchmarks/node_cpu.md.
 
 Lifecycle: configure loads the model and creates publishers, activate subscribes and starts the worker,
 deactivate stops them (and frees the model unless release_on_deactivate is false), cleanup destroys
-everything. With autostart (default) the node brings itself to active.
+everything. With autostart (default) the node brings itself to active. Targets survive deactivate/activate.
 """
 from __future__ import annotations
 
@@ -24,10 +29,9 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -40,27 +44,26 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand
+from strvos_ros.srv import SetTarget
 from visualization_msgs.msg import MarkerArray
 
 from strvos_core import backends
-from strvos_core.pose import create_pose_estimator, mask_on_depth_grid
-from strvos_core.pose.depth import check_depth
-from strvos_core.realtime.encodings import COLOR_ENCODINGS, check_layout, mask_to_mono8
+from strvos_core.realtime.commands import DEFAULT_TARGET, CommandAck, ResetTracking, SetPrompt
+from strvos_core.realtime.encodings import check_layout, mask_to_mono8
 from strvos_core.realtime.latest_slot import LatestSlot
-from strvos_core.realtime.masks import colour_for, draw_overlay, mask_bbox
+from strvos_core.realtime.masks import colour_for
 from strvos_core.realtime.memory import keep_freed_memory
-from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
+from strvos_core.realtime.overlay import draw_targets
+from strvos_core.realtime.pipeline import CameraFrame, FrameResult, Pipeline
+from strvos_core.realtime.prompts import PromptError
 from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
-from strvos_core.realtime.tracking import TargetTracker
 from strvos_ros import cdr, conversions, parameters, visuals
 from strvos_ros.subscription_thread import SubscriptionThread, ThreadTakenGroup
 
-DEFAULT_TARGET = "default"
-MAX_PENDING_COMMANDS = 64
 GIL_SWITCH_INTERVAL_S = 0.0001
 IDLE_WAIT_S = 0.5                       # longest worker sleep without news (stop() wakes it anyway)
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+NO_IMAGE_WARN_S = 5.0                   # say so when no image came for this long while active
 
 
 @dataclass
@@ -78,27 +81,20 @@ class Job:
 
 
 @dataclass
-class Target:
-    prompt: str
-    index: int
-    tracker: TargetTracker = field(default_factory=TargetTracker)
-    mask_pub: Any = None
-    pose_pub: Any = None
-    last_score: float = 0.0
+class TargetPublishers:
+    """~/mask/<id> and ~/pose/<id> of one target (made on its first frame, destroyed when it goes)."""
+
+    mask: Any = None
+    pose: Any = None
 
 
 class StrvosNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("strvos_node", **kwargs)
         self.settings = parameters.declare(self)
-        self.add_on_set_parameters_callback(lambda params: parameters.validate_and_apply(self.settings, params))
-        self._backend = None
-        self._session = None
-        self._desired: dict[str, str] = {}          # targets in force, kept across deactivate/activate
-        self._targets: dict[str, Target] = {}       # owned by the worker thread
-        self._next_index = 0
-        self._commands: collections.deque = collections.deque()
-        self._commands_lock = threading.Lock()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._pipeline = Pipeline(parameters.pipeline_settings(self.settings))
+        self._target_pubs: dict[str, TargetPublishers] = {}  # worker thread only
         self._slot = LatestSlot()
         self._sync_lock = threading.Lock()
         self._matcher: ApproximateTimeMatcher | None = None
@@ -108,6 +104,7 @@ class StrvosNode(LifecycleNode):
         # wait on every subscription and the timer twice (and take each message twice: the second take empty).
         self._io_subscriptions: list = []
         self._io_timers: list = []
+        self._io_services: list = []
         self._pubs: dict[str, Any] = {}
         self._io_group = MutuallyExclusiveCallbackGroup()
         self._camera_group = ThreadTakenGroup()           # camera subscriptions: taken by self._camera_thread
@@ -123,18 +120,24 @@ class StrvosNode(LifecycleNode):
         self._overhead = LatencyStats()              # worker wall time per frame besides the model step
         self._cpu_seconds: collections.Counter = collections.Counter()  # thread CPU besides the model
         self._stages = StageStats()                  # wall / CPU per stage of a frame (see _process_frame)
-        self._last_frame_stamp: float | None = None
         self._frames = 0
         self._step_cpu = self._step_wall = 0.0      # of the frame in flight (worker thread only)
-        self._estimator, self._estimator_key = None, None
+        self._image_topic = ""
+        self._activated: float | None = None         # monotonic time of the last activate, while active
+        self._last_image: float | None = None        # monotonic time of the last colour image
+
+    def _on_set_parameters(self, params):
+        result = parameters.validate_and_apply(self.settings, params)
+        if result.successful:
+            self._pipeline.settings = parameters.pipeline_settings(self.settings)
+        return result
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.settings.prompt.strip() and not self._desired:
-            try:
-                self._desired[DEFAULT_TARGET] = clean_prompt(self.settings.prompt, self.settings.max_prompt_chars)
-            except PromptError as exc:
-                self.get_logger().error(f"parameter prompt refused: {exc}")
+        if self.settings.prompt.strip() and not self._pipeline.active_targets:
+            ack = self._pipeline.submit(SetPrompt(self.settings.prompt))
+            if not ack.accepted:
+                self.get_logger().error(f"parameter prompt refused: {ack.message}")
         try:
             self._load_model()
         except Exception as exc:  # a bad model path, device or dtype: say so, stay unconfigured
@@ -154,7 +157,7 @@ class StrvosNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._backend is None:
+        if not self._pipeline.ready:
             try:
                 self._load_model()
             except Exception as exc:
@@ -165,12 +168,18 @@ class StrvosNode(LifecycleNode):
                                                self.settings.sync_max_wait)
         self._subscribe()
         self._io_timers.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
-                                              callback_group=self._timer_group))
+                                                 callback_group=self._timer_group))
         self._stop.clear()
         self._slot.reopen()
         self._worker = threading.Thread(target=self._run_worker, name="strvos-inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"active: targets {sorted(self._desired) or 'none yet'}")
+        self._activated, self._last_image = time.monotonic(), None
+        inputs = [subscription.topic_name for subscription in self._io_subscriptions
+                  if subscription.callback_group is self._camera_group]
+        self._image_topic = inputs[0]
+        self.get_logger().info(f"active: targets {self._pipeline.active_targets or 'none yet'}; waiting for images "
+                               f"on {', '.join(inputs)}; prompts on /strvos/prompt, "
+                               f"{self.get_fully_qualified_name()}/targets and the set_target service")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -204,17 +213,11 @@ class StrvosNode(LifecycleNode):
     def _load_model(self) -> None:
         s = self.settings
         started = time.monotonic()
-        self._backend = backends.create(s.backend, model=s.model, device=s.device, dtype=s.dtype)
-        self._session = self._backend.start_session(dict(self._desired))
-        self._targets.clear()
-        for target_id, prompt in self._desired.items():
-            self._add_target_state(target_id, prompt)
+        self._pipeline.attach(backends.create(s.backend, model=s.model, device=s.device, dtype=s.dtype))
         self.get_logger().info(f"model {s.model} loaded in {time.monotonic() - started:.1f} s")
 
     def _release_model(self) -> None:
-        if self._backend is not None:
-            self._backend.release()
-        self._backend, self._session = None, None
+        self._pipeline.release()
 
     # ------------------------------------------------------------------ subscriptions
     def _subscribe(self) -> None:
@@ -269,6 +272,8 @@ class StrvosNode(LifecycleNode):
         prompts = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
         sub(String, "/strvos/prompt", self._on_prompt, prompts)
         sub(TargetCommand, "~/targets", self._on_target_command, prompts)
+        self._io_services.append(self.create_service(SetTarget, "~/set_target", self._on_set_target,
+                                                     callback_group=self._io_group))
         self._camera_thread.start()
 
     def _camera_thread_error(self, exc: BaseException) -> None:
@@ -288,6 +293,7 @@ class StrvosNode(LifecycleNode):
 
     def _stop_io(self, join_timeout: float = 30.0) -> None:
         self._stop.set()
+        self._activated = None
         self._slot.close()
         if self._camera_thread is not None:  # before its subscriptions are destroyed
             self._camera_thread.stop(min(join_timeout, 2.0))
@@ -297,7 +303,9 @@ class StrvosNode(LifecycleNode):
                 self.destroy_subscription(subscription)
             for timer in self._io_timers:
                 self.destroy_timer(timer)
-        self._io_subscriptions, self._io_timers = [], []
+            for service in self._io_services:
+                self.destroy_service(service)
+        self._io_subscriptions, self._io_timers, self._io_services = [], [], []
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=join_timeout)  # a frame in flight finishes (or is abandoned at exit)
         self._worker = None
@@ -307,27 +315,25 @@ class StrvosNode(LifecycleNode):
         if not self.context.ok():
             self._pubs.clear()
             return
-        for target in self._targets.values():
-            self._destroy_target_publishers(target)
+        for target_id in list(self._target_pubs):
+            self._destroy_target_publishers(target_id)
         for publisher in self._pubs.values():
             self.destroy_publisher(publisher)
         self._pubs.clear()
 
-    # ------------------------------------------------------------------ input callbacks (executor threads)
+    # ------------------------------------------------------------------ camera callbacks (camera thread)
     def _on_image(self, msg: Image | CompressedImage | cdr.RawImage, received_ns: int) -> None:
         now = time.monotonic()
         self._input_rate.tick(now)
         try:
-            if isinstance(msg, CompressedImage):
-                if len(msg.data) == 0:
-                    raise ValueError("compressed image is empty")
-            else:
-                if msg.encoding not in COLOR_ENCODINGS:
-                    raise ValueError(f"colour encoding {msg.encoding!r} is not supported; use one of {COLOR_ENCODINGS}")
-                check_layout(msg.height, msg.width, msg.step, msg.encoding, len(msg.data))
+            conversions.check_colour(msg)
         except ValueError as exc:
             self._bad_input("colour image", str(exc))
             return
+        first, self._last_image = self._last_image is None, now
+        if first:
+            size = "compressed" if isinstance(msg, CompressedImage) else f"{msg.width}x{msg.height} {msg.encoding}"
+            self.get_logger().info(f"first image received ({size})")
         stamp = conversions.stamp_seconds(msg.header)
         with self._sync_lock:
             backwards = self._matcher.backwards
@@ -337,16 +343,14 @@ class StrvosNode(LifecycleNode):
                 self._bad_input("stamp", f"colour stamp {stamp:.3f} went backwards: frame dropped")
             if self._matcher.resets > resets:
                 self._warn("time_jump", "stamps jumped back in time (bag loop?): restarting the video state")
-                self._queue_command(("reset", "", ""))
+                self._pipeline.submit(ResetTracking())
             waiting = self._matcher.next_deadline() is not None
-        self._submit(matches)
+        self._hand_over(matches)
         if waiting:
             self._slot.wake()  # the worker sleeps until this frame's sync deadline (see _poll_matcher)
 
     def _on_depth(self, msg: Image | cdr.RawImage) -> None:
-        try:
-            if msg.encoding not in DEPTH_ENCODINGS:
-                raise ValueError(f"depth encoding {msg.encoding!r} is not supported; use 16UC1 (mm) or 32FC1 (m)")
+        try:  # the buffer only: what the depth means (encoding, unit, size) is checked with the frame it goes with
             check_layout(msg.height, msg.width, msg.step, msg.encoding, len(msg.data))
         except ValueError as exc:
             self._bad_input("depth image", str(exc))
@@ -360,7 +364,7 @@ class StrvosNode(LifecycleNode):
             matches = self._matcher.push(name, conversions.stamp_seconds(msg.header), msg, now)
             if self._matcher.backwards > backwards:
                 self._bad_input("stamp", f"{name} stamp went backwards: message dropped")
-        self._submit(matches)
+        self._hand_over(matches)
 
     def _poll_matcher(self) -> float:
         """Hand over colour frames whose depth wait timed out; returns how long the worker may sleep.
@@ -373,10 +377,10 @@ class StrvosNode(LifecycleNode):
                 return IDLE_WAIT_S
             matches = self._matcher.poll(now)
             deadline = self._matcher.next_deadline()
-        self._submit(matches)
+        self._hand_over(matches)
         return IDLE_WAIT_S if deadline is None else min(max(deadline - now, 0.0), IDLE_WAIT_S)
 
-    def _submit(self, matches) -> None:
+    def _hand_over(self, matches) -> None:
         for match in matches:
             msg, received, received_ns = match.primary
             now = time.monotonic()
@@ -386,36 +390,43 @@ class StrvosNode(LifecycleNode):
             if self._slot.put(job):
                 self._count("dropped_frames")
 
+    # ------------------------------------------------------------------ prompts and targets (executor thread)
     def _on_prompt(self, msg: String) -> None:
-        self._request(TargetCommand.ADD, DEFAULT_TARGET, msg.data)
+        self._answer(TargetCommand.ADD, DEFAULT_TARGET, msg.data)
 
     def _on_target_command(self, msg: TargetCommand) -> None:
-        self._request(msg.action, msg.target_id, msg.prompt)
+        self._answer(msg.action, msg.target_id, msg.prompt)
 
-    def _request(self, action: int, target_id: str, prompt: str) -> None:
+    def _on_set_target(self, request: SetTarget.Request, response: SetTarget.Response) -> SetTarget.Response:
+        ack = self._answer(request.action, request.target_id, request.prompt)
+        response.accepted, response.message = ack.accepted, ack.message
+        response.frame_index, response.active_targets = ack.frame_index, ack.active_targets
+        return response
+
+    def _answer(self, action: int, target_id: str, prompt: str) -> CommandAck:
+        """Submit one request to the pipeline and publish its answer on ~/status at once."""
         try:
-            if action == TargetCommand.CLEAR:
-                target_id, prompt = "", ""
-            elif action in (TargetCommand.ADD, TargetCommand.REMOVE):
-                check_target_id(target_id)
-                prompt = clean_prompt(prompt, self.settings.max_prompt_chars) if action == TargetCommand.ADD else ""
-            else:
-                raise PromptError(f"unknown action {action}; use ADD=0, REMOVE=1 or CLEAR=2")
-            if not self._queue_command((action, target_id, prompt)):
-                raise PromptError(f"more than {MAX_PENDING_COMMANDS} target changes pending; slow down")
+            ack = self._pipeline.submit(conversions.command(action, target_id, prompt))
         except PromptError as exc:
+            ack = self._pipeline.refuse(str(exc))
+        if ack.accepted:
+            self.get_logger().info(ack.message)
+        else:
             self._count("refused_prompts")
-            self._warn("prompt", f"prompt refused ({target_id!r}): {exc}")
-            self._publish_status(Header(stamp=self.get_clock().now().to_msg()), action, target_id,
-                                 prompt[:200] if isinstance(prompt, str) else "", False, str(exc),
-                                 sorted(self._desired))
+            self._warn("prompt", f"prompt refused ({target_id!r}): {ack.message}")
+        self._publish_status(Header(stamp=self.get_clock().now().to_msg()), ack, action, target_id,
+                             prompt if isinstance(prompt, str) else "")
+        return ack
 
-    def _queue_command(self, command: tuple) -> bool:
-        with self._commands_lock:
-            if len(self._commands) >= MAX_PENDING_COMMANDS and command[0] != "reset":
-                return False
-            self._commands.append(command)
-            return True
+    def _publish_status(self, header: Header, ack: CommandAck, action: int, target_id: str, prompt: str) -> None:
+        publisher = self._pubs.get("~/status")
+        if publisher is None:
+            return
+        publisher.publish(PromptStatus(
+            header=header, action=conversions.action_of(ack.command, action if 0 <= action < 256 else 0),
+            target_id=ack.target_id or target_id, prompt=ack.prompt if ack.accepted else prompt[:200],
+            accepted=ack.accepted, applied=ack.applied, frame_index=ack.frame_index, message=ack.message,
+            active_targets=ack.active_targets))
 
     # ------------------------------------------------------------------ worker thread
     def _run_worker(self) -> None:
@@ -436,61 +447,8 @@ class StrvosNode(LifecycleNode):
                 if remaining > 0:
                     self._stop.wait(remaining)
 
-    def _apply_commands(self, header: Header) -> None:
-        with self._commands_lock:
-            commands, self._commands = list(self._commands), collections.deque()
-        for action, target_id, prompt in commands:
-            if action == "reset":
-                self._session.reset()
-                for target in self._targets.values():
-                    target.tracker.reset()
-                continue
-            if action == TargetCommand.ADD:
-                self._session.add_target(target_id, prompt)
-                self._desired[target_id] = prompt
-                if target_id in self._targets:
-                    self._targets[target_id].prompt = prompt
-                    self._targets[target_id].tracker.reset()
-                else:
-                    self._add_target_state(target_id, prompt)
-                message = f"target {target_id!r} set"
-            elif action == TargetCommand.REMOVE:
-                if target_id not in self._desired:
-                    self._publish_status(header, action, target_id, "", False,
-                                         f"no target {target_id!r}", sorted(self._desired))
-                    continue
-                self._session.remove_target(target_id)
-                self._desired.pop(target_id)
-                self._destroy_target_publishers(self._targets.pop(target_id))
-                message = f"target {target_id!r} removed"
-            else:
-                self._session.clear()
-                self._desired.clear()
-                for target in self._targets.values():
-                    self._destroy_target_publishers(target)
-                self._targets.clear()
-                message = "all targets cleared"
-            self.get_logger().info(f"{message} from frame {conversions.stamp_seconds(header):.3f}")
-            self._publish_status(header, action, target_id, prompt, True, message, sorted(self._desired))
-
-    def _add_target_state(self, target_id: str, prompt: str) -> None:
-        target = Target(prompt=prompt, index=self._next_index)
-        self._next_index += 1
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        target.mask_pub = self.create_publisher(Image, f"~/mask/{target_id}", qos, event_callbacks=self._publisher_events())
-        if self.settings.use_depth:
-            target.pose_pub = self.create_publisher(PoseStamped, f"~/pose/{target_id}", qos,
-                                                    event_callbacks=self._publisher_events())
-        self._targets[target_id] = target
-
-    def _destroy_target_publishers(self, target: Target) -> None:
-        for publisher in (target.mask_pub, target.pose_pub):
-            if publisher is not None:
-                self.destroy_publisher(publisher)
-        target.mask_pub = target.pose_pub = None
-
     def _process(self, job: Job) -> None:
-        if self._session is None:
+        if not self._pipeline.ready:
             return
         cpu_started, wall_started = time.thread_time(), time.monotonic()
         self._stages.add("slot_wait", wall_started - job.submitted)
@@ -505,86 +463,85 @@ class StrvosNode(LifecycleNode):
         with self._counts_lock:
             self._cpu_seconds[key] += seconds
 
-    def _process_frame(self, job: Job) -> None:
-        header = job.header
-        laps = self._stages.timer()
-        self._apply_commands(header)
-        laps.lap("commands")
+    def _camera_frame(self, job: Job) -> CameraFrame | None:
+        """The job's messages as the pipeline's input; None when the colour image is unusable (counted)."""
         try:
             rgb = conversions.rgb_from_msg(job.image)
         except ValueError as exc:
             self._bad_input("colour image", str(exc))
+            return None
+        if job.depth is None:
+            if self.settings.use_depth:
+                self._count("frames_without_depth")
+            return CameraFrame(rgb)
+        try:
+            depth = conversions.depth_image(job.depth, job.depth_info)
+        except ValueError as exc:
+            self._bad_input("depth", str(exc))
+            return CameraFrame(rgb)
+        return CameraFrame(rgb, depth, conversions.intrinsics(job.color_info))
+
+    def _process_frame(self, job: Job) -> None:
+        header = job.header
+        laps = self._stages.timer()
+        frame = self._camera_frame(job)
+        if frame is None:
             return
         laps.lap("decode")
-        stamp = conversions.stamp_seconds(header)
-        if self._targets:
-            step_cpu, step_wall = time.thread_time(), time.monotonic()
-            result = self._session.step(rgb)
-            self._step_cpu, self._step_wall = time.thread_time() - step_cpu, time.monotonic() - step_wall
-            step_time = float(result.timings.get("total", 0.0))
-            results = result.targets
-        else:
-            step_time, results = 0.0, {}
-        self._inference.add(step_time)
-        laps.lap("step")
-        depth = self._depth_for(job, rgb.shape[:2]) if self.settings.use_depth else None
-        estimator = self._pose_estimator()
-        laps.lap("depth")
         # Outputs nobody subscribes to are neither built nor published (overlay and markers cost the most).
         listened = {name: publisher.get_subscription_count() > 0 for name, publisher in self._pubs.items()}
         want_overlay = self.settings.publish_overlay and listened["~/overlay"]
         want_markers = self.settings.publish_markers and listened["~/markers"]
         want_segmentation = listened["~/segmentation"]
+        want_all_poses = want_segmentation or want_markers
+        result = self._pipeline.process(frame, True if want_all_poses else self._pose_subscribed, laps)
+        self._step_cpu, self._step_wall = result.step_cpu_seconds, result.step_wall_seconds
+        self._inference.add(result.step_seconds)
+        for problem in result.problems:
+            self._bad_input(problem.kind, problem.message)
+        for ack in result.applied:
+            if not isinstance(ack.command, ResetTracking):
+                self._publish_status(header, ack, 0, "", "")
+        self._sync_target_publishers(result)
+        laps.lap("messages")
         # The results go out as CDR bytes written from plain values (cdr.serialize_*): no Python message objects.
         out: list[cdr.TargetFields] = []
-        overlay_items = []
         markers = MarkerArray(markers=[visuals.delete_all(header)]) if want_markers else None
-        for target_id, target in self._targets.items():
-            res = results.get(target_id)
-            if res is None:
-                continue
-            mask = np.asarray(res.mask, dtype=bool)
-            area = int(np.count_nonzero(mask))
-            state = target.tracker.update(area, float(res.score), self.settings.score_threshold)
-            target.last_score = float(res.score)
-            mask_pubs = [target.mask_pub] + ([self._pubs["~/mask"]] if target_id == DEFAULT_TARGET else [])
+        default_mask = self._pubs["~/mask"] if listened["~/mask"] else None
+        for target in result.targets:
+            pubs = self._target_pubs[target.target_id]
+            mask_pubs = [pubs.mask] + ([default_mask] if target.target_id == DEFAULT_TARGET else [])
             mask_subscribers = [pub for pub in mask_pubs if pub is not None and pub.get_subscription_count() > 0]
-            pose_subscribed = target.pose_pub is not None and target.pose_pub.get_subscription_count() > 0
-            want_pose = want_segmentation or want_markers or pose_subscribed
-            seg = cdr.TargetFields(target_id, target.prompt, float(res.score), int(state), bool(res.has_seg),
-                                   mask_to_mono8(mask) if want_segmentation or mask_subscribers else None,
-                                   area, mask_bbox(mask))
-            laps.lap("messages")
-            if depth is not None and area and want_pose:
-                raw_depth, encoding, K, on_depth_grid = depth
-                estimate = estimator.estimate(on_depth_grid(mask), raw_depth, K, encoding=encoding)
-                laps.lap("pose")
+            seg = cdr.TargetFields(target.target_id, target.prompt, target.score, int(target.state), target.has_seg,
+                                   mask_to_mono8(target.mask) if want_segmentation or mask_subscribers else None,
+                                   target.area, target.bbox)
+            estimate = target.pose
+            if estimate is not None:
                 seg.set_pose(estimate)
-                if estimate.position_valid:
-                    if pose_subscribed or want_markers:
-                        pose = conversions.pose_msg(estimate, header)
-                        if pose_subscribed:
-                            target.pose_pub.publish(pose)
-                        if want_markers:
-                            markers.markers += visuals.target_markers(
-                                header, target.index, target_id, pose, conversions.extent_msg(estimate),
-                                colour_for(target.index), estimate.orientation_valid)
+                pose_subscribed = pubs.pose is not None and pubs.pose.get_subscription_count() > 0
+                if estimate.position_valid and (pose_subscribed or want_markers):
+                    pose = conversions.pose_msg(estimate, header)
+                    if pose_subscribed:
+                        pubs.pose.publish(pose)
+                    if want_markers:
+                        markers.markers += visuals.target_markers(
+                            header, target.index, target.target_id, pose, conversions.extent_msg(estimate),
+                            colour_for(target.index), estimate.orientation_valid)
             out.append(seg)
             laps.lap("messages")
             if mask_subscribers:
                 mask_bytes = cdr.serialize_image(header, seg.mask, "mono8")
                 for publisher in mask_subscribers:
                     publisher.publish(mask_bytes)
-            if want_overlay:
-                overlay_items.append((target_id, mask, colour_for(target.index)))
             laps.lap("publish")
         if want_segmentation:
-            self._pubs["~/segmentation"].publish(cdr.serialize_segmentation_array(header, out, step_time))
+            self._pubs["~/segmentation"].publish(cdr.serialize_segmentation_array(header, out, result.step_seconds))
             laps.lap("publish")
         # The node's own latency: colour image received by the middleware -> results handed back to it.
         self._stages.add("in_node", (time.time_ns() - job.received_ns) * 1e-9 - self._step_wall)
         if want_overlay:
-            overlay = draw_overlay(rgb, overlay_items, self.settings.overlay_alpha)
+            overlay = draw_targets(frame.rgb, result.targets, result.camera_K, self.settings.overlay_alpha,
+                                   self.settings.score_threshold)
             laps.lap("overlay")
             self._pubs["~/overlay"].publish(cdr.serialize_image(header, overlay, "rgb8"))
             laps.lap("publish_overlay")
@@ -596,63 +553,33 @@ class StrvosNode(LifecycleNode):
         self._latency.add(now - job.received)
         self._processed_rate.tick(now)
         self._frames += 1
-        self._last_frame_stamp = stamp
 
-    def _pose_estimator(self):
-        """The PCA estimator for the current pose.* parameters (rebuilt only when they change)."""
-        s = self.settings
-        key = (s.pose_min_points, s.pose_outlier_mads, s.pose_min_band, s.pose_max_eigen_ratio)
-        if self._estimator_key != key:
-            self._estimator = create_pose_estimator("pca", min_points=key[0], outlier_mads=key[1],
-                                                    min_band_m=key[2], max_eigen_ratio=key[3])
-            self._estimator_key = key
-        return self._estimator
+    def _pose_subscribed(self, target_id: str) -> bool:
+        pubs = self._target_pubs.get(target_id)
+        return pubs is not None and pubs.pose is not None and pubs.pose.get_subscription_count() > 0
 
-    def _depth_for(self, job: Job, color_shape: tuple[int, int]):
-        """(raw depth image, its encoding, its K, colour-mask -> depth-grid function), or None (warned, counted)."""
-        if job.depth is None:
-            self._count("frames_without_depth")
-            return None
-        try:
-            # The estimator converts only the pixels it samples (a few thousand) to metres, not the frame.
-            raw = check_depth(conversions.depth_from_msg(job.depth), job.depth.encoding)
-            depth_shape = raw.shape
-            infos = {name: info for name, info in (("depth camera_info", job.depth_info),
-                                                   ("colour camera_info", job.color_info)) if info is not None}
-            for name, info in infos.items():
-                expected = depth_shape if name.startswith("depth") else color_shape
-                if (info.height, info.width) != tuple(expected):
-                    raise ValueError(f"{name} is {info.width}x{info.height} but its image is "
-                                     f"{expected[1]}x{expected[0]}")
-            if depth_shape == color_shape:
-                info_name = "depth camera_info" if job.depth_info is not None else "colour camera_info"
-                if info_name not in infos:
-                    self._bad_input("camera_info", "no CameraInfo matches this depth frame: no pose")
-                    return None
-                K = conversions.intrinsics_from_msg(infos[info_name], info_name)
-                return raw, job.depth.encoding, K, lambda mask: mask
-            if job.depth_info is None or job.color_info is None:
-                self._bad_input("depth size", f"depth {depth_shape[1]}x{depth_shape[0]} differs from colour "
-                                f"{color_shape[1]}x{color_shape[0]} and both CameraInfos are needed to scale it")
-                return None
-            K_depth = conversions.intrinsics_from_msg(job.depth_info, "depth camera_info")
-            K_color = conversions.intrinsics_from_msg(job.color_info, "colour camera_info")
-            return raw, job.depth.encoding, K_depth, lambda mask: mask_on_depth_grid(mask, K_color, K_depth,
-                                                                                      depth_shape)
-        except ValueError as exc:
-            self._bad_input("depth", str(exc))
-            return None
+    def _sync_target_publishers(self, result: FrameResult) -> None:
+        """~/mask/<id> (and ~/pose/<id>) for each target of this frame; those of targets gone are destroyed."""
+        ids = {target.target_id for target in result.targets}
+        for target_id in [t for t in self._target_pubs if t not in ids]:
+            self._destroy_target_publishers(target_id)
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        for target_id in ids - self._target_pubs.keys():
+            pubs = TargetPublishers()
+            pubs.mask = self.create_publisher(Image, f"~/mask/{target_id}", qos,
+                                              event_callbacks=self._publisher_events())
+            if self.settings.use_depth:
+                pubs.pose = self.create_publisher(PoseStamped, f"~/pose/{target_id}", qos,
+                                                  event_callbacks=self._publisher_events())
+            self._target_pubs[target_id] = pubs
+
+    def _destroy_target_publishers(self, target_id: str) -> None:
+        pubs = self._target_pubs.pop(target_id)
+        for publisher in (pubs.mask, pubs.pose):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
 
     # ------------------------------------------------------------------ outputs, warnings, diagnostics
-    def _publish_status(self, header: Header, action, target_id: str, prompt: str, accepted: bool,
-                        message: str, active: list[str]) -> None:
-        publisher = self._pubs.get("~/status")
-        if publisher is None:
-            return
-        publisher.publish(PromptStatus(header=header, action=int(action) if isinstance(action, int) else 0,
-                                       target_id=target_id, prompt=prompt, accepted=accepted, message=message,
-                                       active_targets=active))
-
     def _count(self, key: str, n: int = 1) -> None:
         with self._counts_lock:
             self._counts[key] += n
@@ -717,13 +644,18 @@ class StrvosNode(LifecycleNode):
         problems = []
         if self._input_rate.rate(now) == 0.0:
             problems.append("no camera frames")
+            quiet_since = self._last_image if self._last_image is not None else self._activated
+            if quiet_since is not None and now - quiet_since > NO_IMAGE_WARN_S:
+                self._warn("no_image", f"no image on {self._image_topic} for {now - quiet_since:.0f} s: waiting "
+                           f"(is the camera publishing there? `ros2 topic info -v {self._image_topic}` shows "
+                           "its publishers and their QoS)")
         if counts.get("bad_input"):
             problems.append(f"{counts['bad_input']} bad inputs")
         name = self.get_fully_qualified_name()
         statuses = [visuals.pipeline_status(name, values, problems)]
-        for target_id, target in list(self._targets.items()):
-            statuses.append(visuals.target_status(name, target_id, target.prompt, target.tracker.state,
-                                                  target.last_score, target.tracker.frames_since_seen))
+        for target in self._pipeline.targets():
+            statuses.append(visuals.target_status(name, target.target_id, target.prompt, target.state,
+                                                  target.score, target.frames_since_seen))
         publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.parameter import Parameter
 
+from strvos_core.realtime.pipeline import PipelineSettings
+
 
 @dataclass
 class Settings:
@@ -131,3 +133,9 @@ def validate_and_apply(settings: Settings, params: list[Parameter]) -> SetParame
     for attribute, value in updates.items():
         setattr(settings, attribute, value)
     return SetParametersResult(successful=True)
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    """The run-time settings the pipeline reads (rebuilt whenever a parameter changes)."""
+    return PipelineSettings(settings.score_threshold, settings.max_prompt_chars, settings.pose_min_points,
+                            settings.pose_outlier_mads, settings.pose_min_band, settings.pose_max_eigen_ratio)

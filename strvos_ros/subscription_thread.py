@@ -11,34 +11,24 @@ their callback group tells the executor to leave them alone. Their QoS event han
 and counted) are served here too: with Fast DDS a subscription's event wakes every wait set it is in whenever
 a message arrives, so left on the executor they woke it ~1 extra time per image (measured: 3.1 instead of 2.1
 wait-set rebuilds per image, and the camera thread waited for the GIL: p90 3.4-4.7 ms received -> callback).
-rclpy's own `wait_for_message` uses the same wait-set / take calls.
+rclpy's own `wait_for_message` uses the same wait-set / take calls; they are not rclpy's public API and live
+in rclpy_private.py, with the test that fails when the pinned rclpy changes.
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.context import Context
-from rclpy.event_handler import EventHandler
 from rclpy.guard_condition import GuardCondition
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.subscription import Subscription
+
+from strvos_ros.rclpy_private import TakeWaitSet, ThreadTakenGroup
 
 WAIT_NS = 500_000_000  # longest wait without news: a context shut down under the thread is noticed within it
 
-
-class ThreadTakenGroup(ReentrantCallbackGroup):
-    """Callback group the executor never waits on or runs: its subscriptions and their event handlers are
-    served by a SubscriptionThread."""
-
-    def can_execute(self, entity: Any) -> bool:
-        return False
-
-    def beginning_execution(self, entity: Any) -> bool:
-        return False
+__all__ = ["SubscriptionThread", "ThreadTakenGroup"]
 
 
 class SubscriptionThread:
@@ -51,7 +41,6 @@ class SubscriptionThread:
         self._name = name
         self._on_error = on_error
         self._entries: list[tuple[Subscription, Callable[[Any, dict], None]]] = []
-        self._events: list[EventHandler] = []
         self._stop = threading.Event()
         self._wake = GuardCondition(None, None, context=context)  # not the node's: the executor ignores it
         self._thread: threading.Thread | None = None
@@ -60,7 +49,6 @@ class SubscriptionThread:
         if self._thread is not None:
             raise RuntimeError("add subscriptions before start()")
         self._entries.append((subscription, callback))
-        self._events.extend(subscription.event_handlers)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -84,42 +72,21 @@ class SubscriptionThread:
 
     def _run(self) -> None:
         try:
-            with self._context.handle:
-                wait_set = _rclpy.WaitSet(len(self._entries), 1, 0, 0, 0, len(self._events), self._context.handle)
+            wait_set = TakeWaitSet(self._context, [subscription for subscription, _ in self._entries], self._wake)
             while not self._stop.is_set() and self._context.ok():
-                self._wait_and_take(wait_set)
+                messages, events = wait_set.wait(WAIT_NS)  # releases the GIL while waiting
+                if self._stop.is_set():
+                    return
+                for event, data in events:
+                    self._call(event.callback, data)
+                for index, message, info in messages:
+                    self._call(self._entries[index][1], message, info)
         except Exception as exc:  # the wait itself failed: unless shutting down, say so (the thread ends)
             if not self._stop.is_set() and self._context.ok():
                 self._on_error(exc)
 
-    def _wait_and_take(self, wait_set: Any) -> None:
-        with ExitStack() as stack:  # entered handles cannot be destroyed while waited on / taken from
-            handles = [subscription.handle for subscription, _ in self._entries]
-            for handle in (self._context.handle, *handles, self._wake.handle, *self._events):
-                stack.enter_context(handle)
-            wait_set.clear_entities()
-            for handle in handles:
-                wait_set.add_subscription(handle)
-            wait_set.add_guard_condition(self._wake.handle)
-            for event in self._events:
-                event.add_to_wait_set(wait_set)
-            wait_set.wait(WAIT_NS)  # releases the GIL
-            if self._stop.is_set():
-                return
-            for event in self._events:
-                if event.is_ready(wait_set):
-                    data = event.take_data()
-                    if data:
-                        try:
-                            event.callback(data)
-                        except Exception as exc:
-                            self._on_error(exc)
-            ready = wait_set.get_ready_entities("subscription")
-            for handle, (subscription, callback) in zip(handles, self._entries, strict=True):
-                if handle.pointer in ready:
-                    taken = handle.take_message(subscription.msg_type, subscription.raw)
-                    if taken is not None:
-                        try:
-                            callback(*taken)
-                        except Exception as exc:
-                            self._on_error(exc)
+    def _call(self, callback: Callable, *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:
+            self._on_error(exc)

@@ -1,7 +1,16 @@
-"""Checks on referring expressions and target ids received at run time (from any client)."""
+"""The one check of referring expressions and target ids received at run time (from any client).
+
+It applies the core's rules (`processing.prompt.clean_expression`: no special tokens, at most
+MAX_EXPRESSION_CHARS) after its own (whitespace collapsed, no control characters, a configurable length limit),
+so every prompt it accepts is one the session accepts too: a prompt can only be refused here, at once, with the
+reason, and never later while a frame is being processed.
+"""
 from __future__ import annotations
 
 import re
+
+from strvos_core.errors import StrvosError
+from strvos_core.processing.prompt import clean_expression
 
 TARGET_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")  # also a valid ROS topic name token
 
@@ -11,7 +20,8 @@ class PromptError(ValueError):
 
 
 def clean_prompt(text: str, max_chars: int) -> str:
-    """The prompt with whitespace collapsed; PromptError when empty, too long or with control characters."""
+    """The prompt with whitespace collapsed; PromptError when empty, too long, with control characters or with
+    a token the model reserves (e.g. [SEG])."""
     if not isinstance(text, str):
         raise PromptError(f"prompt must be a string, got {type(text).__name__}")
     cleaned = " ".join(text.split())
@@ -21,7 +31,10 @@ def clean_prompt(text: str, max_chars: int) -> str:
         raise PromptError(f"prompt has {len(cleaned)} characters, more than the limit of {max_chars}")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
         raise PromptError("prompt contains control characters")
-    return cleaned
+    try:
+        return clean_expression(cleaned)
+    except StrvosError as exc:
+        raise PromptError(str(exc)) from None
 
 
 def check_target_id(target_id: str) -> str:

@@ -58,7 +58,8 @@ def prompt_status() -> PromptStatus:
     s.header.stamp.sec, s.header.stamp.nanosec = 12, 34
     s.header.frame_id = "cam"
     s.action, s.target_id, s.prompt = TargetCommand.ADD, "cup", "the blue cup"
-    s.accepted, s.message = True, "applies from the next frame"
+    s.accepted, s.applied, s.frame_index = True, True, 2**40 + 3
+    s.message = "target 'cup' added: applies from frame 1099511627779"
     s.active_targets = ["default", "cup"]
     return s
 

@@ -16,7 +16,7 @@ from strvos_core.realtime.encodings import (
     to_rgb,
 )
 from strvos_core.realtime.latest_slot import LatestSlot
-from strvos_core.realtime.masks import draw_overlay, mask_bbox
+from strvos_core.realtime.masks import mask_bbox
 from strvos_core.realtime.prompts import PromptError, check_target_id, clean_prompt
 from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_core.realtime.sync import ApproximateTimeMatcher
@@ -86,18 +86,6 @@ def test_mask_bytes_and_bbox():
     assert mask_to_mono8(mask[:, ::2]).tobytes() == (mask[:, ::2].astype(np.uint8) * 255).tobytes()
     assert mask_bbox(mask) == (3, 2, 4, 2)
     assert mask_bbox(np.zeros((3, 3), bool)) == (0, 0, 0, 0)
-
-
-def test_overlay_tints_only_the_mask():
-    image = np.zeros((40, 60, 3), np.uint8)
-    mask = np.zeros((40, 60), bool)
-    mask[20:30, 10:40] = True
-    out = draw_overlay(image, [("mug", mask, (255, 0, 0))], alpha=0.5)
-    assert out[25, 25].tolist() == [128, 0, 0]  # 127.5 rounded
-    assert out[5, 50].tolist() == [0, 0, 0]
-    assert image.sum() == 0
-    with pytest.raises(ValueError, match="does not match"):
-        draw_overlay(image, [("x", np.ones((3, 3), bool), (1, 2, 3))])
 
 
 def test_matcher_pairs_by_stamp_and_waits_only_when_useful():
@@ -199,9 +187,11 @@ def test_tracking_states():
 
 def test_prompts_and_ids():
     assert clean_prompt("  the red\n mug  ", 100) == "the red mug"
-    for bad, match in [("   ", "empty"), ("x" * 101, "limit"), ("a\x00b", "control")]:
+    for bad, match in [("   ", "empty"), ("x" * 101, "limit"), ("a\x00b", "control"),
+                       ("find the [SEG] token", "special token"), ("<|im_end|> hi", "special token"),
+                       ("x" * 1001, "1000")]:
         with pytest.raises(PromptError, match=match):
-            clean_prompt(bad, 100)
+            clean_prompt(bad, 100 if len(bad) < 1000 else 5000)
     assert check_target_id("mug_2") == "mug_2"
     for bad in ["", "2mug", "a/b", "x" * 64, "with space"]:
         with pytest.raises(PromptError, match="invalid"):

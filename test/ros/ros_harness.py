@@ -27,6 +27,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand
+from strvos_ros.srv import SetTarget
 
 NODE = "/strvos_node"
 WIDTH, HEIGHT = 64, 48
@@ -211,6 +212,11 @@ class Client:
 
     def target(self, action: int, target_id: str = "", prompt: str = "") -> None:
         self.pub_targets.publish(TargetCommand(action=action, target_id=target_id, prompt=prompt))
+
+    def set_target(self, action: int, target_id: str = "", prompt: str = "") -> SetTarget.Response:
+        """Call the node's ~/set_target service (answered synchronously)."""
+        return self.call(SetTarget, f"{self.ns}/set_target",
+                         SetTarget.Request(action=action, target_id=target_id, prompt=prompt))
 
     def call(self, srv_type, name: str, request, timeout: float = 60.0):
         client = self.node.create_client(srv_type, name)

@@ -50,8 +50,8 @@ def launch_and_segment(tmp_path, *arguments: str) -> str:
     try:
         client.wait_subscribed(timeout=180)
 
-        def acked():
-            return [m for m in client.messages("status") if m.accepted and "grey table" in m.prompt]
+        def acked():  # answered again when applied, stamped with the first frame it applies to
+            return [m for m in client.messages("status") if m.accepted and m.applied and "grey table" in m.prompt]
 
         def masks_after(ack):
             return [m for m in client.messages("mask") if seconds_of(m.header) >= seconds_of(ack.header)]

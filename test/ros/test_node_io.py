@@ -15,12 +15,10 @@ pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros
 
 from ros_harness import (  # noqa: E402
-    FOCAL,
     HEIGHT,
     WIDTH,
     Client,
     image_msg,
-    info_msg,
     plane_depth,
     scene_rgb,
     seconds_of,
@@ -28,8 +26,6 @@ from ros_harness import (  # noqa: E402
     stop_process,
 )
 from strvos_ros.msg import TargetCommand, TargetSegmentation  # noqa: E402
-
-from strvos_core.pose import create_pose_estimator, depth_to_metres  # noqa: E402
 
 _clock = itertools.count(1)
 
@@ -60,20 +56,28 @@ def mask_array(msg) -> np.ndarray:
     return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
 
 
+def answered(client, predicate, applied: bool):
+    return client.wait_for("status", lambda m: m.applied == applied and predicate(m))
+
+
 def test_prompt_and_frames_reach_the_node_with_best_effort_publisher(node):
+    """The pipeline's results as messages: headers kept, masks lossless on every mask topic, the pose published
+    as in the SegmentationArray. The prompt is answered at once, before any camera frame was sent (it used to
+    wait for one), and again with the stamp of its first frame."""
     client, _ = node
     client.watch_target("default")
     client.prompt("the red square")
+    now = answered(client, lambda m: m.target_id == "default" and m.accepted, applied=False)
+    assert now.action == TargetCommand.ADD and now.active_targets == ["default"] and now.prompt == "the red square"
     t = next_stamp()
-    depth = plane_depth(1.25, encoding="16UC1")
-    client.send_frame(t, depth=depth)
-    status = client.wait_for("status", lambda m: m.target_id == "default" and m.accepted)
-    assert seconds_of(status.header) == pytest.approx(t)  # acknowledged with the first frame it applies to
-    assert status.action == TargetCommand.ADD and status.active_targets == ["default"]
+    client.send_frame(t, depth=plane_depth(1.25, encoding="16UC1"))
+    status = answered(client, lambda m: m.target_id == "default" and m.accepted, applied=True)
+    assert seconds_of(status.header) == pytest.approx(t)  # stamped with the first frame it applies to
+    assert status.frame_index == now.frame_index
     client.wait_for_stamp("segmentation", t)
     # Per-target topics appear with the target; check them on the next frame, once discovery has matched.
     t = next_stamp()
-    client.send_frame(t, depth=depth)
+    client.send_frame(t, depth=plane_depth(1.25, encoding="16UC1"))
     seg = client.wait_for_stamp("segmentation", t)
     mask = client.wait_for_stamp("mask", t)
     per_target = client.wait_for_stamp("mask/default", t)
@@ -93,28 +97,20 @@ def test_prompt_and_frames_reach_the_node_with_best_effort_publisher(node):
         rows, cols = np.nonzero(mask_array(mask))
         assert (target.bbox.x_offset, target.bbox.y_offset) == (cols.min(), rows.min())
         assert (target.bbox.width, target.bbox.height) == (cols.max() - cols.min() + 1, rows.max() - rows.min() + 1)
-        # The pose matches the published one and what strvos_core computes from the same mask and depth.
         assert target.pose_valid and target.depth_points == area
-        K = np.array([[FOCAL, 0, (WIDTH - 1) / 2], [0, FOCAL, (HEIGHT - 1) / 2], [0, 0, 1]])
-        expected = create_pose_estimator("pca").estimate(mask_array(mask) > 0, depth_to_metres(depth, "16UC1"), K)
-        got = target.pose.pose.position
-        np.testing.assert_allclose([got.x, got.y, got.z], expected.position, atol=1e-6)
-        assert got.z == pytest.approx(1.25, abs=1e-6)
+        assert target.pose.pose.position.z == pytest.approx(1.25, abs=1e-6)
         assert pose.pose == target.pose.pose
 
 
-def test_reliable_publisher_and_float_depth(node):
+def test_float_depth_from_a_reliable_publisher_and_depth_at_half_resolution(node):
+    """Depth arrives through the camera thread's matcher with both CameraInfos, each given to the pipeline as
+    what it is (the depth's own and the colour's): 32FC1 metres, and depth at half the colour resolution."""
     client, _ = node
     t = next_stamp()
     client.send_frame(t, depth=plane_depth(0.8, encoding="32FC1"), depth_encoding="32FC1", reliable=True)
-    seg = client.wait_for_stamp("segmentation", t)
-    (target,) = seg.targets
+    (target,) = client.wait_for_stamp("segmentation", t).targets
     if target.mask_area:
         assert target.pose_valid and target.pose.pose.position.z == pytest.approx(0.8, abs=1e-6)
-
-
-def test_depth_at_half_resolution_is_scaled_by_intrinsics(node):
-    client, _ = node
     t = next_stamp()
     client.send_frame(t, depth=plane_depth(2.0, WIDTH // 2, HEIGHT // 2))
     (target,) = client.wait_for_stamp("segmentation", t).targets
@@ -122,41 +118,61 @@ def test_depth_at_half_resolution_is_scaled_by_intrinsics(node):
         assert target.pose_valid and target.pose.pose.position.z == pytest.approx(2.0, abs=1e-6)
 
 
-def test_add_remove_clear_named_targets(node):
+def test_targets_by_topic_and_service_with_their_own_mask_topics(node):
     client, _ = node
     client.watch_target("mug")
     client.target(TargetCommand.ADD, "mug", "the mug on the left")
+    added = answered(client, lambda m: m.target_id == "mug" and m.accepted, applied=False)
+    assert added.active_targets == ["default", "mug"]
     t = next_stamp()
     client.send_frame(t)
-    added = client.wait_for("status", lambda m: m.target_id == "mug" and m.accepted)
-    assert seconds_of(added.header) == pytest.approx(t) and added.active_targets == ["default", "mug"]
-    seg = client.wait_for_stamp("segmentation", t)
-    assert [x.target_id for x in seg.targets] == ["default", "mug"]
+    assert [x.target_id for x in client.wait_for_stamp("segmentation", t).targets] == ["default", "mug"]
     t = next_stamp()
     client.send_frame(t)
     client.wait_for_stamp("mask/mug", t)
 
-    client.target(TargetCommand.REMOVE, "mug")
-    client.target(TargetCommand.REMOVE, "nothing_here")
+    response = client.set_target(TargetCommand.REMOVE, "mug")  # the service answers synchronously
+    assert response.accepted and response.active_targets == ["default"] and "removed" in response.message
+    unknown = client.set_target(TargetCommand.REMOVE, "nothing_here")
+    assert not unknown.accepted and "no target" in unknown.message
+    assert not client.set_target(7, "x").accepted
     t = next_stamp()
     client.send_frame(t)
-    removed = client.wait_for("status", lambda m: m.action == TargetCommand.REMOVE and m.target_id == "mug")
-    assert removed.accepted and removed.active_targets == ["default"]
-    unknown = client.wait_for("status", lambda m: m.target_id == "nothing_here")
-    assert not unknown.accepted and "no target" in unknown.message
     assert [x.target_id for x in client.wait_for_stamp("segmentation", t).targets] == ["default"]
+    deadline = time.monotonic() + 30
+    while client.node.count_publishers(f"{client.ns}/mask/mug"):  # the removed target's topic goes with it
+        assert time.monotonic() < deadline, "~/mask/mug still has a publisher"
+        time.sleep(0.1)
 
     client.target(TargetCommand.CLEAR)
     t = next_stamp()
     client.send_frame(t)
-    cleared = client.wait_for("status", lambda m: m.action == TargetCommand.CLEAR)
+    cleared = answered(client, lambda m: m.action == TargetCommand.CLEAR, applied=True)
     assert cleared.accepted and cleared.active_targets == [] and seconds_of(cleared.header) == pytest.approx(t)
     assert client.wait_for_stamp("segmentation", t).targets == []
 
-    client.prompt("the red square")
+    response = client.set_target(TargetCommand.ADD, "", "the red square")  # empty id: the default target
+    assert response.accepted and response.active_targets == ["default"]
     t = next_stamp()
     client.send_frame(t)
     assert [x.target_id for x in client.wait_for_stamp("segmentation", t).targets] == ["default"]
+
+
+def test_a_special_token_prompt_is_refused_at_once_and_the_batch_goes_on(node):
+    """Bug: a prompt with a special token passed the node's check, failed in the core while a frame was being
+    processed, and took that frame and the rest of the queued changes with it, with no answer."""
+    client, _ = node
+    client.target(TargetCommand.ADD, "cup", "the cup")
+    client.target(TargetCommand.ADD, "tok", "find the [SEG] token")
+    client.target(TargetCommand.REMOVE, "cup")
+    refused = answered(client, lambda m: m.target_id == "tok", applied=False)
+    assert not refused.accepted and "[SEG]" in refused.message and refused.prompt == "find the [SEG] token"
+    answered(client, lambda m: m.target_id == "cup" and m.action == TargetCommand.REMOVE, applied=False)
+    t = next_stamp()
+    client.send_frame(t)
+    assert [x.target_id for x in client.wait_for_stamp("segmentation", t).targets] == ["default"]
+    removed = answered(client, lambda m: m.target_id == "cup" and m.action == TargetCommand.REMOVE, applied=True)
+    assert seconds_of(removed.header) == pytest.approx(t)
 
 
 def test_parameters_change_at_run_time(node):
@@ -221,6 +237,8 @@ def test_outputs_without_subscribers_are_skipped_and_late_subscribers_served(nod
 
 
 def test_bad_input_is_counted_logged_and_survived(node):
+    """Malformed messages are dropped on receipt (so they never displace a good frame), counted and logged; what
+    the pipeline finds wrong with depth (its own tests cover each case) is counted by kind the same way."""
     client, proc = node
     rgb = scene_rgb()
     bad_frames = []
@@ -239,48 +257,34 @@ def test_bad_input_is_counted_logged_and_survived(node):
     for m in bad_frames:
         client.pub_image.publish(m)
         time.sleep(0.05)
-    # NaN / inf / zero depth everywhere: no pose, no crash.
-    t_nan = next_stamp()
-    depth = np.full((HEIGHT, WIDTH), np.nan, np.float32)
-    depth[:, : WIDTH // 3] = np.inf
-    depth[:, 2 * WIDTH // 3:] = 0.0
-    client.send_frame(t_nan, depth=depth, depth_encoding="32FC1")
-    (target,) = client.wait_for_stamp("segmentation", t_nan).targets
-    assert not target.pose_valid and target.depth_points == 0
-    # Depth without any CameraInfo; then CameraInfo with zero focal length.
+    # A depth buffer shorter than its fields say: dropped on receipt; the frame goes on without depth.
+    t_short = next_stamp()
+    depth = image_msg(plane_depth(), t_short, "16UC1")
+    depth.data = bytes(depth.data)[:-2]
+    client.pub_depth.publish(depth)
+    client.pub_image.publish(image_msg(rgb, t_short))
+    (target,) = client.wait_for_stamp("segmentation", t_short).targets
+    assert not target.pose_valid
+    # Depth without any CameraInfo: the pipeline's problem, counted as bad camera_info input.
     t_noinfo = next_stamp()
     client.send_frame(t_noinfo, depth=plane_depth(), infos=False)
-    client.wait_for_stamp("segmentation", t_noinfo)
-    # Depth of another size and no CameraInfo to scale it with: rejected, no pose.
-    t_size = next_stamp()
-    client.send_frame(t_size, depth=plane_depth(1.0, WIDTH // 2, HEIGHT // 2), infos=False)
-    (target,) = client.wait_for_stamp("segmentation", t_size).targets
-    assert not target.pose_valid
-    t_zero = next_stamp()
-    info = info_msg(t_zero)
-    info.k = [0.0] * 9
-    client.pub_info.publish(info)
-    client.pub_depth_info.publish(info)
-    client.pub_depth.publish(image_msg(plane_depth(), t_zero, "16UC1"))
-    client.pub_image.publish(image_msg(rgb, t_zero))
-    (target,) = client.wait_for_stamp("segmentation", t_zero).targets
+    (target,) = client.wait_for_stamp("segmentation", t_noinfo).targets
     assert not target.pose_valid
     # A stamp going backwards is dropped; the next good frame is processed.
-    client.pub_image.publish(image_msg(rgb, t_zero - 0.1))
+    client.pub_image.publish(image_msg(rgb, t_noinfo - 0.1))
     t_good = next_stamp()
     client.send_frame(t_good, depth=plane_depth())
     client.wait_for_stamp("segmentation", t_good)
-    assert not any(abs(seconds_of(m.header) - (t_zero - 0.1)) < 1e-6 for m in client.messages("segmentation"))
+    assert not any(abs(seconds_of(m.header) - (t_noinfo - 0.1)) < 1e-6 for m in client.messages("segmentation"))
     values = client.diagnostics_values()
     assert int(values["bad_input.colour image"]) >= 4
+    assert int(values["bad_input.depth image"]) >= 1
     assert int(values["bad_input.stamp"]) >= 1
     assert int(values["bad_input.camera_info"]) >= 1
-    assert int(values["bad_input.depth"]) >= 1
-    assert int(values["bad_input.depth size"]) >= 1
     assert proc.poll() is None
     log = proc.log_path.read_text(errors="replace")
-    for needle in ("yuv422", "expected step x height", "zero size", "is truncated", "went backwards", "focal length",
-                   "no CameraInfo", "both CameraInfos are needed"):
+    for needle in ("yuv422", "expected step x height", "zero size", "is truncated", "went backwards",
+                   "no CameraInfo"):
         assert needle in log, needle
 
 

@@ -99,6 +99,10 @@ def test_lifecycle_transitions(tmp_path):
         assert client.lifecycle_state() == "inactive"
         assert client.transition(Transition.TRANSITION_ACTIVATE)
         client.wait_subscribed(timeout=30)
+        deadline = time.monotonic() + 30  # no camera yet: the node says what it waits for
+        while "no image on /image for" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "no 'waiting for images' warning"
+            time.sleep(0.2)
         client.send_frame(1.0)
         assert [t.target_id for t in client.wait_for_stamp("segmentation", 1.0).targets] == ["default"]
 

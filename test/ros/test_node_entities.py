@@ -34,9 +34,9 @@ def event_types(node) -> list:
 
 def test_each_subscription_once_with_one_qos_handler_and_none_left_after_stop(node):
     before = event_types(node)
-    services_before = {service.srv_name for service in node.services}
+    services_before = {service.service_name for service in node.services}
     node._subscribe()  # what activate does (use_depth: colour, depth, two camera infos, prompt, targets)
-    added_services = {service.srv_name for service in node.services} - services_before
+    added_services = {service.service_name for service in node.services} - services_before
     assert added_services == {"/strvos_entities_test/strvos_node/set_target"}, added_services
     topics = [subscription.topic_name for subscription in node.subscriptions]
     assert len(topics) == 6 and len(set(topics)) == 6, topics
@@ -52,7 +52,7 @@ def test_each_subscription_once_with_one_qos_handler_and_none_left_after_stop(no
     assert len(camera_events) == 4 and not any(executor.can_execute(h) for h in camera_events)
     node._stop_io()
     assert list(node.subscriptions) == [] and list(node.timers) == []
-    assert {service.srv_name for service in node.services} == services_before
+    assert {service.service_name for service in node.services} == services_before
     assert event_types(node) == before
 
 
@@ -60,5 +60,5 @@ def test_publishers_warn_on_incompatible_qos_only(node):
     from sensor_msgs.msg import Image
 
     before = len(event_types(node))
-    node.create_publisher(Image, "~/probe", 5, event_callbacks=node._publisher_events())
+    node.create_publisher(Image, "~/probe", 5, event_callbacks=node.health.publisher_events())
     assert event_types(node)[before:] == [QoSPublisherEventType.RCL_PUBLISHER_OFFERED_INCOMPATIBLE_QOS]

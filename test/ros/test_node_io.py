@@ -64,7 +64,7 @@ def test_prompt_and_frames_reach_the_node_with_best_effort_publisher(node):
     """The pipeline's results as messages: headers kept, masks lossless on every mask topic, the pose published
     as in the SegmentationArray. The prompt is answered at once, before any camera frame was sent (it used to
     wait for one), and again with the stamp of its first frame."""
-    client, _ = node
+    client, proc = node
     client.watch_target("default")
     client.prompt("the red square")
     now = answered(client, lambda m: m.target_id == "default" and m.accepted, applied=False)
@@ -100,6 +100,9 @@ def test_prompt_and_frames_reach_the_node_with_best_effort_publisher(node):
         assert target.pose_valid and target.depth_points == area
         assert target.pose.pose.position.z == pytest.approx(1.25, abs=1e-6)
         assert pose.pose == target.pose.pose
+    log = proc.log_path.read_text(errors="replace")  # the node says what it waits for, and when it came
+    assert "waiting for images on /image, /depth, /camera_info, /depth_camera_info" in log
+    assert "first image received on /image (64x48 rgb8)" in log
 
 
 def test_float_depth_from_a_reliable_publisher_and_depth_at_half_resolution(node):

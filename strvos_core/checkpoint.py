@@ -303,10 +303,28 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     raise StrvosError(f"{directory} has no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
 
 
+def load_tokenizer(directory: Path):
+    """The export's tokenizer, of the class its tokenizer_config.json names.
+
+    AutoTokenizer would first read the export's config.json to find the model type, and transformers does not
+    know the reference's custom type `sa2va_chat`: it warned about it on every load. The class named in
+    tokenizer_config.json is the one AutoTokenizer goes on to pick anyway; without a known one, AutoTokenizer
+    decides (never running the export's remote code: its auto_map is ignored)."""
+    from transformers import AutoTokenizer
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    try:
+        name = json.loads((directory / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        name = None
+    tokenizer_class = tokenizer_class_from_name(name) if isinstance(name, str) else None
+    if tokenizer_class is not None:
+        return tokenizer_class.from_pretrained(str(directory))
+    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+
+
 def load_export(directory: Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
     """Build the model described by config.json and load the reference-format weights into it, strictly."""
-    from transformers import AutoTokenizer
-
     from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 
     config_path = directory / "config.json"
@@ -318,7 +336,7 @@ def load_export(directory: Path, device: str | torch.device = "cpu", dtype: str 
         raise StrvosError(f"{config_path} is not valid JSON: {exc}") from None
     config = config_from_reference(data)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)  # export has auto_map: no prompt
+        tokenizer = load_tokenizer(directory)
     except Exception as exc:
         raise StrvosError(f"cannot load the tokenizer in {directory}: {type(exc).__name__}: {exc}") from None
     state = reference_to_ours(read_state_dict(directory))

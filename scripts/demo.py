@@ -116,7 +116,8 @@ def main() -> int:
     plan = make_plan(args.seed, args.clips, args.frames_per_clip)
     model = choose_model(args.model)
     proc, how = start_node(model, args.out / "node.log")
-    recording = DemoRecording(plan, model=model, launcher=how, rate_hz=args.rate)
+    # the node's default score threshold (config/segment.yaml), to say on the video why a mask is not trusted
+    recording = DemoRecording(plan, model=model, launcher=how, rate_hz=args.rate, score_threshold=0.5)
 
     rclpy.init()
     node = rclpy.create_node("strvos_demo_camera")
@@ -141,10 +142,11 @@ def main() -> int:
         if target is None:
             return
         mask = np.frombuffer(bytes(target.mask.data), np.uint8).reshape(target.mask.height, target.mask.width) > 0
-        p = target.pose.pose.position
+        p, q = target.pose.pose.position, target.pose.pose.orientation
         recording.records[frame] = FrameRecord(
             mask=mask, prompt=target.prompt, state=int(target.state), score=float(target.score),
-            position=(p.x, p.y, p.z) if target.pose_valid else None, latency=now - sent)
+            position=(p.x, p.y, p.z) if target.pose_valid else None, latency=now - sent,
+            orientation=(q.x, q.y, q.z, q.w) if target.pose_valid and target.orientation_valid else None)
 
     acks: list = []
     node.create_subscription(SegmentationArray, f"{NODE}/segmentation", on_segmentation, reliable)
@@ -181,8 +183,8 @@ def main() -> int:
                 text = changes[frame].text
                 pub_prompt.publish(String(data=text))
                 print(f"demo: frame {frame}: prompt -> {text!r}", flush=True)
-                # the node applies it from the next frame it takes and acknowledges it on ~/status with that
-                # frame's stamp; results carry the prompt they answered, which is what the scoring uses
+                # the node answers at once on ~/status (accepted, and the index of the frame it applies from),
+                # and again with that frame's stamp; results carry the prompt they answered (what scoring uses)
                 time.sleep(0.3)
                 next_time = time.monotonic()
             clip, t = plan.locate(frame)
@@ -200,9 +202,11 @@ def main() -> int:
             next_time += period
             time.sleep(max(0.0, next_time - time.monotonic()))
         time.sleep(3.0)  # results of the last frames
+        # each prompt is answered twice: on receipt (applies from frame_index), and when applied (that frame's stamp)
         recording.acks = [{"prompt": a.prompt, "accepted": bool(a.accepted), "message": a.message,
-                           "applies_from_stamp": a.header.stamp.sec + a.header.stamp.nanosec * 1e-9}
-                          for a in acks]
+                           "frame_index": int(a.frame_index),
+                           "applied_at_stamp": a.header.stamp.sec + a.header.stamp.nanosec * 1e-9}
+                          for a in acks if a.applied]
     except (RuntimeError, TimeoutError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         exit_code = 1

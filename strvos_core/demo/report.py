@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from strvos_core.demo.plan import DemoPlan
+from strvos_core.demo.render import render_frame
 from strvos_core.metrics import jf_summary, score_expression
 
 
@@ -24,6 +25,7 @@ class FrameRecord:
     score: float = 0.0
     position: tuple[float, float, float] | None = None
     latency: float | None = None  # seconds from publishing the image to receiving its result
+    orientation: tuple[float, float, float, float] | None = None  # x, y, z, w; None when not valid
 
 
 @dataclass
@@ -34,9 +36,7 @@ class DemoRecording:
     model: str = ""
     launcher: str = ""
     rate_hz: float = 15.0
-
-
-STATE_NAMES = {0: "NOT_FOUND", 1: "TRACKING", 2: "LOST"}
+    score_threshold: float | None = None  # the node's, to say why a mask is not trusted
 
 
 def score(recording: DemoRecording) -> dict:
@@ -76,38 +76,6 @@ def score(recording: DemoRecording) -> dict:
         "segments": segments,
         "prompt_acks": recording.acks,
     }
-
-
-def render_frame(recording: DemoRecording, frame: int) -> np.ndarray:
-    plan = recording.plan
-    clip, t = plan.locate(frame)
-    video = plan.videos[clip]
-    change = plan.prompt_at(frame)
-    image = video.frames[t].copy()
-    rec = recording.records.get(frame)
-    if rec is not None and rec.mask is not None and rec.mask.any():
-        tint = np.array([255, 40, 40], np.float32)
-        image[rec.mask] = (image[rec.mask] * 0.45 + tint * 0.55).astype(np.uint8)
-    gt = (video.labels[t] == change.obj_id).astype(np.uint8)
-    contours, _ = cv2.findContours(gt, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(image, contours, -1, (40, 255, 40), 1)
-    scale = 2
-    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    lines = [f"frame {frame}  prompt: {change.text}"]
-    if rec is None:
-        lines.append("no result (frame dropped)")
-    else:
-        lines.append(f"{STATE_NAMES.get(rec.state, rec.state)}  score {rec.score:.2f}"
-                     + (f"  latency {rec.latency * 1000:.0f} ms" if rec.latency is not None else ""))
-        if rec.position is not None:
-            x, y, z = rec.position
-            lines.append(f"pose (camera optical frame): x {x:+.2f} y {y:+.2f} z {z:.2f} m")
-    lines.append("red: published mask   green: ground truth")
-    for i, text in enumerate(lines):
-        org = (6, 16 + 16 * i)
-        cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
-    return image
 
 
 def write_outputs(recording: DemoRecording, out_dir: Path) -> dict:

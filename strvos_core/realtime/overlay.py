@@ -145,10 +145,14 @@ def draw_pose(image: np.ndarray, position: Sequence[float], rotation: np.ndarray
         return False
     limit = 4.0 * max(image.shape[:2])  # cv2 needs int coordinates; far-off tips are clipped by it
     points = [tuple(int(v) for v in np.clip(np.round(p), -limit, limit)) for p in pixels]
-    radius = max(3, int(round(min(image.shape[:2]) / 80)))
+    radius = max(4, int(round(min(image.shape[:2]) / 50)))
     for tip, colour in zip(points[1:], AXIS_COLOURS, strict=False):
         cv2.line(image, points[0], tip, BLACK, 4, cv2.LINE_AA)
         cv2.line(image, points[0], tip, colour, 2, cv2.LINE_AA)
+    x, y = points[0]
+    for a, b in (((x - radius, y), (x + radius, y)), ((x, y - radius), (x, y + radius))):
+        cv2.line(image, a, b, BLACK, 3, cv2.LINE_AA)
+        cv2.line(image, a, b, WHITE, 1, cv2.LINE_AA)
     cv2.circle(image, points[0], radius, BLACK, 3, cv2.LINE_AA)
     cv2.circle(image, points[0], radius, WHITE, 1, cv2.LINE_AA)
     return True
@@ -188,7 +192,7 @@ def draw_targets(rgb: np.ndarray, targets: Sequence, K: np.ndarray | None = None
         if target.area:
             if tracking:
                 fill_mask(out, mask, colour, alpha)
-            draw_outline(out, mask, WHITE if tracking else colour, dashed=not tracking)
+            draw_outline(out, mask, WHITE, dashed=not tracking)
         lines = [f"{target.target_id}: {state_text(target.state, target.score, threshold)}"]
         if target.area and not tracking:
             lines.append("mask not trusted (dashed)")

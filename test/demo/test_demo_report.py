@@ -55,3 +55,30 @@ def test_outputs_are_written(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "summary.json").read_text())["J&F"] == summary["J&F"]
     assert np.isclose(summary["latency_s"]["p50"], 0.05)
+
+
+def test_rendered_frames_show_the_state_the_mask_has():
+    """A mask is filled only while TRACKING; below the threshold it is a dashed outline (the video used to show
+    a filled mask under "NOT_FOUND"); the frame is enlarged twice before drawing."""
+    from strvos_core.demo.render import SCALE, render_frame
+
+    plan = make_plan(seed=2, clips=1, frames_per_clip=8)
+    rec = _perfect(plan)
+    rec.score_threshold = 0.5
+    frame = 1
+    mask = np.zeros((240, 320), bool)
+    mask[80:160, 100:220] = True
+    rec.records[frame].mask, rec.records[frame].position = mask, None
+    tracked = render_frame(rec, frame)
+    rec.records[frame].state, rec.records[frame].score = 0, 0.3
+    untrusted = render_frame(rec, frame)
+    rec.records.pop(frame)
+    dropped = render_frame(rec, frame)
+    assert tracked.shape == (240 * SCALE, 320 * SCALE, 3)
+    inside = np.repeat(np.repeat(mask, SCALE, 0), SCALE, 1)
+    inner = inside & np.roll(inside, 4, 0) & np.roll(inside, -4, 0)  # away from the outline
+    inner &= np.roll(inside, 4, 1) & np.roll(inside, -4, 1)
+    inner[:70], inner[-100:] = False, False  # away from the text boxes
+    assert inner.sum() > 100
+    assert (tracked[inner] != dropped[inner]).any()  # filled
+    assert (untrusted[inner] == dropped[inner]).all()  # not filled

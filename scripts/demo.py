@@ -31,9 +31,10 @@ def parse_args() -> argparse.Namespace:
                    help="default (the shipped tiny model), a model folder or random:<preset> "
                         "(default: the shipped model if it was trained, else random:tiny)")
     p.add_argument("--clips", type=int, default=3, help="synthetic clips to play")
-    p.add_argument("--frames-per-clip", type=int, default=40)
+    p.add_argument("--frames-per-clip", type=int, default=40,
+                   help="frames per clip; the target changes half-way through each (default 40)")
     p.add_argument("--rate", type=float, default=15.0, help="camera rate in Hz")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips and prompts (default 0)")
     p.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for the node to come up")
     return p.parse_args()
 

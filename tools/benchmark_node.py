@@ -359,11 +359,13 @@ def stage_table(results: list[dict]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="random:tiny")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="random:tiny",
+                        help="the node's model (default random:tiny: the real architecture, random weights)")
+    parser.add_argument("--device", default="cpu", help="the node's torch device (default cpu)")
     parser.add_argument("--frames", type=int, default=10, help="lock-step frames per resolution")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 30 Hz run per resolution")
-    parser.add_argument("--resolutions", default="640x480,1280x720")
+    parser.add_argument("--resolutions", default="640x480,1280x720",
+                        help="comma list of camera WIDTHxHEIGHT (default 640x480,1280x720)")
     parser.add_argument("--depth-modes", default="on,off", help="run with depth (on) and/or colour only (off)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     parser.add_argument("--watch-all", action="store_true",

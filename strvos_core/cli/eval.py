@@ -16,7 +16,8 @@ IMAGE_DATASETS = ("refcoco", "refcoco_plus", "refcocog")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=VIDEO_DATASETS + IMAGE_DATASETS)
+    parser.add_argument("--dataset", required=True, choices=VIDEO_DATASETS + IMAGE_DATASETS,
+                        help="the benchmark (its layout: docs/EVALUATION.md)")
     parser.add_argument("--data-root", required=True, type=Path, help="the dataset's root folder")
     parser.add_argument("--model", help="default (the shipped tiny model), HF export folder, hub id, or "
                                          "random:<preset> (not needed with --merge)")
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a registered backend, e.g. streamingrvos, streamingrvos-no-state (ablation: the "
                              "[SEG] state is never fed back), sa2va-offline")
     parser.add_argument("--device", default="cpu", help="cpu, cuda (cuda:LOCAL_RANK per rank) or cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="weights dtype (default float32; bfloat16 on GPUs)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N videos (images for RefCOCO)")
     parser.add_argument("--expressions-per-session", type=int, default=1,
                         help="expressions of a video streamed together in one session (shares frame decoding)")

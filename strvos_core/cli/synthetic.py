@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from strvos_core.datasets.synthetic.config import SPLITS
 
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--split", required=True, choices=SPLITS)
+    parser.add_argument("--split", required=True, choices=SPLITS,
+                        help="which split to write (splits never share a video seed)")
     parser.add_argument("--videos", type=int, required=True, help="number of videos")
     parser.add_argument("--seed", type=int, default=0, help="base seed (splits never share video seeds)")
     parser.add_argument("--frames", type=int, default=20, help="frames per video")

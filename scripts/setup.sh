@@ -34,8 +34,9 @@ SHARED=${STRVOS_SHARED:-$ROOT/../shared}
 LOCK=$ROOT/requirements/lock.txt
 CONSTRAINTS=$ROOT/requirements/constraints.txt
 
-t0=$SECONDS
-log() { [ "$QUIET" = 1 ] || printf '[setup %3ss] %s\n' "$((SECONDS - t0))" "$*" >&2; }
+SETUP_T0=$SECONDS
+# shellcheck source=scripts/setup_lib.sh
+. "$ROOT/scripts/setup_lib.sh"   # log, run_logged (progress every 15 s while a step runs)
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 hash_files() { cat "$@" | sha256sum | cut -c1-16; }
 # hash of a set of paths (files or folders), by content and relative name
@@ -64,18 +65,16 @@ flock 9
 PY=$VENV/bin/python
 PIP=("$PY" -m pip --disable-pip-version-check)
 if [ "$(cat "$VENV/.strvos-deps" 2>/dev/null)" != "$LOCK_HASH" ]; then
-  log "creating $VENV (first run or lock files changed; a few minutes)"
+  log "creating $VENV (first run or lock files changed: about 4 minutes on 2 cores, more on a busy machine)"
   for old in "$CACHE"/venv-*; do [ -e "$old" ] && [ "$old" != "$VENV" ] && rm -rf "$old"; done
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  log "pip install -r requirements/lock.txt"
-  "${PIP[@]}" install -r "$LOCK" -c "$CONSTRAINTS" >"$CACHE/logs/pip.log" 2>&1 \
-    || { tail -30 "$CACHE/logs/pip.log" >&2; die "pip install failed (log: $CACHE/logs/pip.log)"; }
+  run_logged "$CACHE/logs/pip.log" "pip install -r requirements/lock.txt (torch, transformers, ROS 2 wheels: ~2 min)" \
+    "${PIP[@]}" install -r "$LOCK" -c "$CONSTRAINTS" || exit 1
   # sam2 1.1.0 declares torchvision, which is neither needed nor working beside the CPU torch: no deps.
   # SAM2_BUILD_CUDA=0 skips its optional CUDA extension (fill-holes post-processing is then skipped).
-  log "pip install sam2 (no deps, no CUDA extension)"
-  SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-deps --no-build-isolation "sam2==1.1.0" -c "$CONSTRAINTS" \
-    >"$CACHE/logs/sam2.log" 2>&1 || { tail -30 "$CACHE/logs/sam2.log" >&2; die "sam2 install failed"; }
+  SAM2_BUILD_CUDA=0 run_logged "$CACHE/logs/sam2.log" "pip install sam2 (no deps, no CUDA extension)" \
+    "${PIP[@]}" install --no-deps --no-build-isolation "sam2==1.1.0" -c "$CONSTRAINTS" || exit 1
   echo "$LOCK_HASH" >"$VENV/.strvos-deps"
 else
   log "dependencies up to date ($VENV)"
@@ -102,11 +101,10 @@ if [ -x "$VENV/bin/ros2" ] || ! command -v ros2 >/dev/null 2>&1; then
   if [ -f "$VENDOR_TGZ" ]; then
     want=$(hash_files "$VENDOR_TGZ")
     if [ "$(cat "$VENV/.strvos-launch" 2>/dev/null)" != "$want" ]; then
-      log "installing the launch system from $VENDOR_TGZ"
       src=$(mktemp -d)
       tar xzf "$VENDOR_TGZ" -C "$src"
-      bash "$src/install_launch.sh" >"$CACHE/logs/launch.log" 2>&1 \
-        || { tail -30 "$CACHE/logs/launch.log" >&2; rm -rf "$src"; die "launch install failed"; }
+      run_logged "$CACHE/logs/launch.log" "installing the launch system from $VENDOR_TGZ (~1 min)" \
+        bash "$src/install_launch.sh" || { rm -rf "$src"; exit 1; }
       rm -rf "$src"
       echo "$want" >"$VENV/.strvos-launch"
     fi
@@ -118,13 +116,11 @@ fi
 # --- 4. messages + node (ament_cmake package strvos_ros) with colcon, straight into the venv ------------
 ROS_HASH=$(hash_tree msg srv strvos_ros launch config scripts/strvos_node CMakeLists.txt package.xml)
 if [ "$(cat "$VENV/.strvos-ros" 2>/dev/null)" != "$ROS_HASH" ]; then
-  log "colcon build strvos_ros (messages + node) into the venv"
-  (cd "$CACHE" && "$VENV/bin/colcon" --log-base "$CACHE/colcon/log" build \
+  (cd "$CACHE" && run_logged "$CACHE/logs/colcon.log" "colcon build strvos_ros (messages + node) into the venv (~40 s)" \
+      "$VENV/bin/colcon" --log-base "$CACHE/colcon/log" build \
       --base-paths "$ROOT" --build-base "$CACHE/colcon/build" \
       --install-base "$VENV" --merge-install \
-      --cmake-args -DSTRVOS_INSTALL_CORE=OFF -DBUILD_TESTING=OFF "-DPython3_EXECUTABLE=$PY" \
-      >"$CACHE/logs/colcon.log" 2>&1) \
-    || { tail -40 "$CACHE/logs/colcon.log" >&2; die "colcon build failed (log: $CACHE/logs/colcon.log)"; }
+      --cmake-args -DSTRVOS_INSTALL_CORE=OFF -DBUILD_TESTING=OFF "-DPython3_EXECUTABLE=$PY") || exit 1
   echo "$ROS_HASH" >"$VENV/.strvos-ros"
 fi
 
@@ -140,9 +136,8 @@ sys.exit(pathlib.Path(strvos_core.__file__).resolve().parents[1] != pathlib.Path
 EOF_PY
 }
 if ! core_ok; then
-  log "pip install -e $ROOT (strvos_core + the strvos command)"
-  "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" -c "$CONSTRAINTS" \
-    >"$CACHE/logs/core.log" 2>&1 || { tail -30 "$CACHE/logs/core.log" >&2; die "pip install -e failed"; }
+  run_logged "$CACHE/logs/core.log" "pip install -e $ROOT (strvos_core + the strvos command)" \
+    "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" -c "$CONSTRAINTS" || exit 1
   echo "$CORE_KEY" >"$VENV/.strvos-core"
 fi
 
@@ -157,6 +152,6 @@ export AMENT_PREFIX_PATH='$VENV'\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}
 export CMAKE_PREFIX_PATH='$VENV'\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
 [ "$(cat "$ENV_FILE" 2>/dev/null)" = "$ENV_TEXT" ] || printf '%s\n' "$ENV_TEXT" >"$ENV_FILE"
 
-log "ready: venv $VENV (. $ENV_FILE to use it)"
+log "ready after $((SECONDS - SETUP_T0)) s: venv $VENV (. $ENV_FILE to use it; step logs in $CACHE/logs)"
 [ "$PRINT_VENV" = 1 ] && echo "$VENV"
 exit 0

@@ -321,15 +321,16 @@ def table(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-# (stage key, column title); see StrvosNode._record_arrival / _submit / _process_frame
+# (stage key, column title); see strvos_ros/camera_input.py (arrival, sync), node.py (decode), the pipeline
+# (commands, depth, masks, pose: strvos_core/realtime/pipeline.py) and outputs.py (messages, publish, overlay)
 STAGES = [
     ("camera_publish", "camera's colour publish call"), ("in_node", "in the node, besides the step"),
     ("result_transport", "result DDS"), ("result_dispatch", "result take + executor (benchmark)"),
     ("image_transport", "colour DDS"), ("image_dispatch", "colour take + dispatch"),
     ("depth_transport", "depth DDS"), ("depth_dispatch", "depth take + dispatch"),
     ("sync_wait", "sync wait"), ("slot_wait", "slot -> worker"), ("commands", "commands"), ("decode", "decode"),
-    ("depth", "depth image (+ to metres before 1cf7093)"), ("messages", "mask + messages"), ("pose", "pose"),
-    ("publish", "publish"),
+    ("depth", "depth image (+ to metres before 1cf7093)"), ("masks", "masks + tracking (pipeline, after a7086d3)"),
+    ("messages", "mask + messages"), ("pose", "pose"), ("publish", "publish"),
     ("overlay", "overlay"), ("publish_overlay", "publish overlay"),
 ]
 

@@ -101,13 +101,33 @@ class GroundingModel(nn.Module):
         return sparse[0, 0]
 
     def point_masks(self, features: ImageFeatures, point_xy: torch.Tensor) -> torch.Tensor:
-        """SAM 2's own promptable task: one positive click at `point_xy` ([2], pixels of the SAM input) -> the three
-        candidate low-res masks [1, 3, S/4, S/4]. Used only by training from scratch (see training.forward)."""
+        """SAM 2's own promptable task: one positive click at `point_xy` ([2] or [N, 2], pixels of the SAM input)
+        -> the three candidate low-res masks [N, 3, S/4, S/4]. Used only by training from scratch."""
+        points = point_xy.reshape(-1, 1, 2)
+        labels = torch.ones(points.shape[0], 1, dtype=torch.int32)
+        return self.prompt_masks(features, points, labels)[0]
+
+    def prompt_masks(self, features: ImageFeatures, points: torch.Tensor, labels: torch.Tensor,
+                     multimask: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """N prompts on one frame's features (the image embedding shared, as SAM 2 decodes many prompts per image).
+        points [N, K, 2] in pixels of the SAM input, labels [N, K]: 1 positive click, 0 negative click, 2 / 3 a
+        box's top-left / bottom-right corner (SAM 2 encodes boxes as these two points). Returns low-res logits
+        [N, 3 or 1, S/4, S/4], predicted IoUs [N, 3 or 1] and object score logits [N, 1]. Used only by training
+        from scratch (promptable pre-training)."""
         sam = self.sam2_model
-        coords = point_xy.reshape(1, 1, 2).to(features.image_embed.device, torch.float32)
-        labels = torch.ones(1, 1, dtype=torch.int32, device=coords.device)
-        sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        return self._three_masks(features, sparse, dense)[0].float()
+        device = features.image_embed.device
+        sparse, dense = sam.sam_prompt_encoder(
+            points=(points.to(device, torch.float32), labels.to(device, torch.int32)), boxes=None, masks=None)
+        masks, ious, _, object_logits = sam.sam_mask_decoder(
+            image_embeddings=features.image_embed,
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+            repeat_image=features.image_embed.shape[0] != sparse.shape[0],
+            high_res_features=features.high_res,
+        )
+        return masks.float(), ious.float(), object_logits.float()
 
     def _three_masks(self, features: ImageFeatures, sparse: torch.Tensor, dense: torch.Tensor):
         """The mask decoder with multimask output: (masks [1, 3, h, w], ious, tokens, object logits)."""

@@ -8,6 +8,7 @@ from torch import nn
 
 from strvos_core.config import StreamingRVOSConfig, preset
 from strvos_core.errors import StrvosError
+from strvos_core.training.attention_init import mimetic_attention_init
 from strvos_core.training.config import LoraSection, ModelSection, TrainableSection
 from strvos_core.training.lora import apply_lora
 
@@ -70,6 +71,8 @@ def build_model(section: ModelSection):
     if section.prompt_std is not None:
         with torch.no_grad():
             model.text_hidden_fcs[-2].weight.normal_(0.0, section.prompt_std)
+    if section.decoder_attention_init is not None:
+        mimetic_attention_init(model.grounding_encoder.sam2_model.sam_mask_decoder, section.decoder_attention_init)
     model.attach_tokenizer(tokenizer)
     return model
 
@@ -83,6 +86,7 @@ def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, 
         "text_hidden_fcs": model.text_hidden_fcs,
         "sam2_image_encoder": sam.image_encoder,
         "sam2_mask_decoder": sam.sam_mask_decoder,
+        "sam2_prompt_encoder": sam.sam_prompt_encoder,
     }
 
 

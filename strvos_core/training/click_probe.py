@@ -1,11 +1,13 @@
 """Does SAM 2, trained from scratch here, tell the clicked object from the others? (Its easiest prompt.)
 
     python -m strvos_core.training.click_probe --config configs/train/tiny_synthetic.yaml \
-        [--steps 600] [--lr 1e-3] [--eval-every 300] [--sheet clicks.png]
+        [--learner sam2|unet] [--steps 600] [--clicks 4] [--lr 1e-3] [--encoder-lr-scale 0.1] \
+        [--attention-init 1.0] [--eval-every 300] [--sheet clicks.png]
 
-Trains SAM 2 alone (image encoder, prompt encoder, mask decoder; the LLM is built but unused) on its own promptable
-task: one positive click at a random pixel of an object, the best of the three candidate masks trained (the click
-loss of `training.forward`). Every `--eval-every` steps, on held-out frames (data seed + 1), for each click: the
+Trains SAM 2 alone (image encoder, prompt encoder, mask decoder; the LLM is built but unused), or the sanity
+baseline (`--learner unet`: a plain conv U-Net given the click as an input channel, click_baseline.py), on SAM 2's
+promptable task: one positive click at a random pixel of an object, all clicks of a frame decoded on one image
+encoding, the best of the three candidate masks trained. Every `--eval-every` steps, on held-out frames (data seed + 1), for each click: the
 candidate closest to the clicked object, upsampled to the frame as the model does, and its IoU with
 * own: the clicked object;
 * others: the frame's other objects together;
@@ -25,10 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from strvos_core.metrics.region import jaccard_per_frame
+from strvos_core.processing import image as image_processing
+from strvos_core.training import losses
 from strvos_core.training.build import build_model
-from strvos_core.training.config import TrainConfig
-from strvos_core.training.data import Click, Sample, SyntheticPool, prepare_frame
-from strvos_core.training.forward import TrainingModel
+from strvos_core.training.click_baseline import ClickUNet
+from strvos_core.training.config import LossSection, TrainConfig
+from strvos_core.training.data import Click, Sample, SyntheticPool, low_res_mask
 
 
 @dataclasses.dataclass
@@ -52,37 +56,90 @@ def overlaps(pred: np.ndarray, labels: np.ndarray, own: np.ndarray) -> tuple[flo
     return float(jaccard_per_frame(own, pred)), leak, float(jaccard_per_frame(objects, pred))
 
 
-class ClickProbe:
-    """SAM 2 of a training config's model, trained on clicks alone."""
+class Sam2Clicks:
+    """SAM 2 of a model (image encoder, prompt encoder, mask decoder) as the probe's learner."""
 
-    def __init__(self, config: TrainConfig, lr: float = 1e-3, clicks_per_frame: int = 4, warmup: int = 30) -> None:
-        self.config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, clicks_per_frame=clicks_per_frame, stage="image"))
-        self.model = build_model(self.config.model)
-        self.model.eval()  # no dropout; gradients still flow
-        self.trainer = TrainingModel(self.model, self.config.loss)
-        sam = self.model.grounding_encoder.sam2_model
+    name = "sam2"
+
+    def __init__(self, model) -> None:
+        self.grounding = model.grounding_encoder
+        sam = self.grounding.sam2_model
         self.parameters = [p for module in (sam.image_encoder, sam.sam_prompt_encoder, sam.sam_mask_decoder)
-                           for p in module.parameters()]
+                           for p in module.parameters()] + [sam.no_mem_embed]
+
+    def encode(self, sam_image: torch.Tensor):
+        return self.grounding.image_features(sam_image)
+
+    def candidates(self, encoded, points: torch.Tensor) -> torch.Tensor:
+        """[N, 2] clicks in pixels of the SAM input -> [N, 3, S/4, S/4] candidate logits (all clicks decoded at once
+        on the one image embedding)."""
+        return self.grounding.point_masks(encoded, points)
+
+
+class UNetClicks:
+    """The plain conv U-Net of `click_baseline` as the probe's learner: the sanity baseline."""
+
+    name = "unet"
+
+    def __init__(self) -> None:
+        self.net = ClickUNet()
+        self.parameters = list(self.net.parameters())
+
+    def encode(self, sam_image: torch.Tensor) -> torch.Tensor:
+        return sam_image
+
+    def candidates(self, encoded: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return self.net(encoded, points)
+
+
+LEARNERS = ("sam2", "unet")
+
+
+class ClickProbe:
+    """A learner (SAM 2 of a training config's model, or the U-Net baseline) trained on clicks alone."""
+
+    def __init__(self, config: TrainConfig, lr: float = 1e-3, clicks_per_frame: int = 4, warmup: int = 30,
+                 learner: str = "sam2", attention_init: float | None = None, encoder_lr_scale: float = 1.0) -> None:
+        if learner not in LEARNERS:
+            raise ValueError(f"learner must be one of {LEARNERS}, got {learner!r}")
+        model_section = config.model
+        if attention_init is not None:
+            model_section = dataclasses.replace(model_section, decoder_attention_init=attention_init)
+        self.config = dataclasses.replace(config, model=model_section, data=dataclasses.replace(
+            config.data, clicks_per_frame=clicks_per_frame, stage="image"))
+        self.model = build_model(self.config.model)  # the SAM 2 learner's modules; sizes and processing for both
+        self.model.eval()  # no dropout; gradients still flow
+        self.learner = Sam2Clicks(self.model) if learner == "sam2" else UNetClicks()
+        self.parameters = self.learner.parameters
         for p in self.parameters:
             p.requires_grad_(True)
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=lr, weight_decay=self.config.optim.weight_decay)
+        encoder = {id(p) for p in self.model.grounding_encoder.sam2_model.image_encoder.parameters()}
+        groups = [{"params": [p for p in self.parameters if id(p) not in encoder]},
+                  {"params": [p for p in self.parameters if id(p) in encoder], "lr": lr * encoder_lr_scale}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr,
+                                           weight_decay=self.config.optim.weight_decay)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup))
         self.train_pool = SyntheticPool(self.config.data)
         self.held_out = SyntheticPool(dataclasses.replace(self.config.data, seed=self.config.data.seed + 1))
         self.size = self.model.config.grounding.image_size
 
-    def _features(self, sample: Sample):
-        frame = sample.frames[0]
-        return self.trainer.frame_features(prepare_frame(frame, sample.targets[0].masks[0], self.model.config))[1]
+    def _encode(self, sample: Sample):
+        return self.learner.encode(image_processing.sam2_image(sample.frames[0], self.size))
+
+    def _points(self, sample: Sample, clicks: list[Click]) -> torch.Tensor:
+        """Clicks in frame pixels -> [N, 2] pixels of the squashed SAM input."""
+        height, width = sample.frames[0].shape[:2]
+        return torch.tensor([[c.x * self.size / width, c.y * self.size / height] for c in clicks])
 
     def train_step(self, step: int) -> float | None:
         """One frame's clicks; None when the frame had no clickable object."""
         sample = self.train_pool.sample(step, 0, 0, 0)
         if not sample.clicks or not sample.clicks[0]:
             return None
-        losses = self.trainer.click_losses(self._features(sample), sample.clicks[0], sample.frames[0].shape[:2])
-        loss = torch.stack(losses).mean()
+        clicks = sample.clicks[0]
+        candidates = self.learner.candidates(self._encode(sample), self._points(sample, clicks))
+        goals = torch.stack([low_res_mask(c.mask, self.model.config) for c in clicks])
+        loss = best_candidate_loss(self.config.loss, candidates, goals).mean()
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters, self.config.optim.grad_clip)
@@ -91,19 +148,20 @@ class ClickProbe:
         return float(loss.detach())
 
     @torch.no_grad()
-    def candidates(self, sample: Sample, click: Click) -> torch.Tensor:
-        """[3, H, W] candidate logits at the frame's size (bilinear, as the model upsamples its low-res logits)."""
+    def candidates(self, sample: Sample, clicks: list[Click]) -> torch.Tensor:
+        """[N, 3, H, W] candidate logits at the frame's size (bilinear, as the model upsamples its low-res logits)."""
         height, width = sample.frames[0].shape[:2]
-        point = torch.tensor([click.x * self.size / width, click.y * self.size / height])
-        low = self.model.grounding_encoder.point_masks(self._features(sample), point)
-        return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[0]
+        low = self.learner.candidates(self._encode(sample), self._points(sample, clicks))
+        return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)
 
     def evaluate(self, frames: int) -> tuple[float, float, float, int]:
         rows = []
         for index in range(frames):
             sample = self.held_out.sample(0, 0, 0, index)
-            for click in sample.clicks[0] if sample.clicks else []:
-                masks = (self.candidates(sample, click) > 0).numpy()
+            clicks = sample.clicks[0] if sample.clicks else []
+            if not clicks:
+                continue
+            for click, masks in zip(clicks, (self.candidates(sample, clicks) > 0).numpy(), strict=True):
                 scores = [overlaps(m, sample.labels[0], click.mask) for m in masks]
                 rows.append(max(scores, key=lambda s: s[0]))
         if not rows:
@@ -124,7 +182,7 @@ class ClickProbe:
             click = sample.clicks[0][0]
             image = sample.frames[0].copy()
             cv2.circle(image, (int(click.x), int(click.y)), 4, (255, 0, 0), -1)
-            probabilities = torch.sigmoid(self.candidates(sample, click)).numpy()
+            probabilities = torch.sigmoid(self.candidates(sample, [click])[0]).numpy()
             grey = [np.repeat((p * 255).astype(np.uint8)[..., None], 3, axis=2)
                     for p in (click.mask.astype(np.float32), *probabilities)]
             rows.append(np.concatenate([image, *grey], axis=1))
@@ -134,9 +192,18 @@ class ClickProbe:
             raise OSError(f"could not write {path}")
 
 
+def best_candidate_loss(config: LossSection, candidates: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+    """[N, C, h, w] candidate logits, [N, h, w] {0, 1} goals -> [N]: per prompt the lowest BCE + Dice of its
+    candidates (SAM's multi-mask loss: only the best candidate learns)."""
+    goals = goals.to(candidates.device)[:, None].expand_as(candidates)
+    bce = F.binary_cross_entropy_with_logits(candidates, goals, reduction="none").mean(dim=(2, 3))
+    dice = losses.dice_per_mask(candidates.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1))
+    return losses.weighted_mask_loss(config, bce, dice.view(bce.shape)).min(dim=1).values
+
+
 def run(config: TrainConfig, steps: int, lr: float = 1e-3, eval_every: int = 300, eval_frames: int = 40,
-        sheet: str | Path | None = None, log=print) -> list[ClickScores]:
-    probe = ClickProbe(config, lr=lr)
+        sheet: str | Path | None = None, log=print, **probe_options) -> list[ClickScores]:
+    probe = ClickProbe(config, lr=lr, **probe_options)
     results, recent, start = [], [], time.perf_counter()
     for step in range(steps):
         loss = probe.train_step(step)
@@ -157,19 +224,29 @@ def run(config: TrainConfig, steps: int, lr: float = 1e-3, eval_every: int = 300
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="a training config (its model and data sections are used)")
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--eval-every", type=int, default=300)
-    parser.add_argument("--eval-frames", type=int, default=40)
+    parser.add_argument("--learner", choices=LEARNERS, default="sam2",
+                        help="sam2: the config's SAM 2; unet: the plain conv baseline (click as an input channel)")
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps (one frame each)")
+    parser.add_argument("--clicks", type=int, default=4, help="clicks per training frame")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    parser.add_argument("--encoder-lr-scale", type=float, default=1.0,
+                        help="SAM 2 image encoder's learning rate relative to --lr")
+    parser.add_argument("--attention-init", type=float, default=None,
+                        help="mimetic init of SAM 2's decoder attention at this scale (default: the config's)")
+    parser.add_argument("--eval-every", type=int, default=300, help="steps between held-out evaluations")
+    parser.add_argument("--eval-frames", type=int, default=40, help="held-out frames per evaluation")
     parser.add_argument("--sheet", help="write a PNG contact sheet of held-out clicks here at the end")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.eval_every < 1 or args.eval_frames < 1:
-        parser.error("--steps, --eval-every and --eval-frames must be >= 1")
+    if min(args.steps, args.eval_every, args.eval_frames, args.clicks) < 1:
+        parser.error("--steps, --clicks, --eval-every and --eval-frames must be >= 1")
+    if args.encoder_lr_scale <= 0 or (args.attention_init is not None and args.attention_init <= 0):
+        parser.error("--encoder-lr-scale and --attention-init must be > 0")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = run(TrainConfig.from_yaml(args.config), args.steps, args.lr, args.eval_every, args.eval_frames,
-                  args.sheet)
+                  args.sheet, learner=args.learner, clicks_per_frame=args.clicks, attention_init=args.attention_init,
+                  encoder_lr_scale=args.encoder_lr_scale)
     print("| steps | click loss | own IoU | others IoU | objects IoU |")
     print("|---|---|---|---|---|")
     for r in results:

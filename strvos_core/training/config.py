@@ -8,7 +8,7 @@ CE weight 1 + BCE weight 2 + Dice weight 0.5 on 12544 uncertainty-sampled points
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from strvos_core.errors import StrvosError
 
 PART_MODES = ("frozen", "full")
 LLM_MODES = ("frozen", "lora", "full")
-STAGES = ("image", "video")
+STAGES = ("image", "video", "promptable")
 EXPRESSION_KINDS = ("appearance", "relation", "motion")
 
 
@@ -39,6 +39,11 @@ class ModelSection:
     # the decoder, whose first token self-attention has no residual, then ignores it completely (measured: changing
     # the token moved the logits by < 0.001).
     prompt_std: float | None = None
+    # From scratch only: the query and key projections of every attention in SAM 2's mask decoder start as one shared
+    # orthonormal projection times this scale ("mimetic" init), so attention starts as a similarity of content and
+    # position (the click's and the image's positional encodings match where they coincide). None keeps PyTorch's
+    # init, under which the decoder learned "every object" and not "the clicked one" (training/README.md).
+    decoder_attention_init: float | None = None
 
 
 @dataclass
@@ -52,6 +57,7 @@ class TrainableSection:
     text_hidden_fcs: str = "full"
     sam2_image_encoder: str = "frozen"
     sam2_mask_decoder: str = "full"
+    sam2_prompt_encoder: str = "frozen"  # point / box / "not a point" embeddings (the reference keeps them frozen)
 
 
 @dataclass
@@ -101,6 +107,7 @@ class LossSection:
     # the [SEG] path's mask loss (BCE + Dice) relative to the reference's weights; 0 while a teacher trains the
     # decoder alone (a decoder trained on uninformative [SEG] tokens learns to ignore every language token)
     seg_mask_weight: float = 1.0
+    iou_weight: float = 1.0  # stage "promptable": SAM's IoU head, MSE toward each candidate's actual IoU
     # > 0: the LLM's last-layer attention from the [SEG] position over the image tokens (mean of the heads,
     # renormalised over the image) is trained toward where the target lies (its share of each token's cell):
     # cross-entropy, frames where the target is visible. The [SEG] state then carries where the target is, which
@@ -121,6 +128,10 @@ class OptimSection:
     warmup_ratio: float = 0.05
     warmup_start_factor: float = 1e-5
     grad_accum_steps: int = 4
+    # learning-rate multipliers per trainable part (names of the `trainable` section), e.g. {sam2_image_encoder: 0.1}:
+    # trained from scratch at the decoder's rate, SAM 2's image encoder settles on "every object" features before the
+    # decoder learns to select one (measured in training/README.md)
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +154,10 @@ class DataSection:
     # embedding still carries nothing (without it the decoder learns to ignore the [SEG] token).
     clicks_per_frame: int = 0
     kinds: tuple[str, ...] = ()  # default: appearance+relation for images, all kinds for video
+    # stage "promptable" (SAM 2's own task, training/promptable.py): prompts per frame, decoded on one image encoding
+    prompts_per_frame: int = 32
+    box_fraction: float = 0.25  # of the prompts: boxes (the rest: clicks)
+    corrective_fraction: float = 0.5  # of the clicks: followed by a corrective second click
     answers: tuple[str, ...] = ("Sure, [SEG].", "It is [SEG].", "[SEG].")
 
     def expression_kinds(self) -> tuple[str, ...]:
@@ -235,7 +250,7 @@ def validate(config: TrainConfig) -> None:
     t = config.trainable
     need(t.embeddings in (*PART_MODES, "output"),
          f"trainable.embeddings must be one of {(*PART_MODES, 'output')}, got {t.embeddings!r}")
-    for name in ("vision", "mlp1", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder"):
+    for name in ("vision", "mlp1", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder", "sam2_prompt_encoder"):
         need(getattr(t, name) in PART_MODES, f"trainable.{name} must be one of {PART_MODES}, got {getattr(t, name)!r}")
     need(t.llm in LLM_MODES, f"trainable.llm must be one of {LLM_MODES}, got {t.llm!r}")
     lo = config.lora
@@ -250,6 +265,8 @@ def validate(config: TrainConfig) -> None:
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")
     need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
+    need(config.model.decoder_attention_init is None or config.model.decoder_attention_init > 0,
+         "model.decoder_attention_init must be > 0")
     need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
          "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")
     o = config.optim
@@ -261,6 +278,12 @@ def validate(config: TrainConfig) -> None:
     need(d.stage in STAGES, f"data.stage must be one of {STAGES}, got {d.stage!r}")
     need(d.num_videos >= 1 and d.batch_size >= 1, "data needs num_videos >= 1 and batch_size >= 1")
     need(d.clicks_per_frame >= 0, f"data.clicks_per_frame must be >= 0, got {d.clicks_per_frame}")
+    need(d.prompts_per_frame >= 1, f"data.prompts_per_frame must be >= 1, got {d.prompts_per_frame}")
+    need(0.0 <= d.box_fraction <= 1.0 and 0.0 <= d.corrective_fraction <= 1.0,
+         "data.box_fraction and data.corrective_fraction must be in [0, 1]")
+    known_parts = {f.name for f in fields(TrainableSection)}
+    need(all(k in known_parts and v > 0 for k, v in o.lr_scales.items()),
+         f"optim.lr_scales must map parts of {sorted(known_parts)} to factors > 0, got {o.lr_scales}")
     need(d.expressions_per_sample >= 1, f"data.expressions_per_sample must be >= 1, got {d.expressions_per_sample}")
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")

@@ -20,6 +20,7 @@ from strvos_core.config import StreamingRVOSConfig
 from strvos_core.datasets.synthetic import SyntheticConfig, generate_video, video_seed
 from strvos_core.processing import image as image_processing
 from strvos_core.training.config import DataSection
+from strvos_core.training.promptable import MIN_PROMPT_AREA, Prompt, sample_prompts
 
 MIN_CLICK_AREA = 16  # pixels: slivers of occluded objects are not clicked
 
@@ -52,6 +53,7 @@ class Sample:
     clicks: list[list[Click]] = field(default_factory=list)  # per frame (data.clicks_per_frame)
     labels: list[np.ndarray] = field(default_factory=list)  # uint8 [H, W] object ids per frame (0 = background)
     attributes: dict[int, dict[str, str]] = field(default_factory=dict)  # object id -> size/colour/texture/shape
+    prompts: list[Prompt] = field(default_factory=list)  # stage "promptable": SAM 2 prompts on frames[0]
 
     @property
     def expression(self) -> str:
@@ -101,6 +103,8 @@ class SyntheticPool:
 
     def sample(self, step: int, micro: int, rank: int, index: int) -> Sample:
         rng = np.random.default_rng([self.config.seed, step, micro, rank, index])
+        if self.config.stage == "promptable":
+            return self._promptable_sample(rng)
         kinds = self.config.expression_kinds()
         for _ in range(100):
             video_index = int(rng.integers(self.config.num_videos))
@@ -124,6 +128,20 @@ class SyntheticPool:
         clicks = [self._clicks(video.labels[i], rng) for i in chosen] if self.config.clicks_per_frame else []
         return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
                       [video.labels[i] for i in chosen], video.attributes)
+
+    def _promptable_sample(self, rng: np.random.Generator) -> Sample:
+        """Stage "promptable": a random frame with at least one promptable object and its SAM 2 prompts."""
+        for _ in range(100):
+            video_index = int(rng.integers(self.config.num_videos))
+            video = self.video(video_index)
+            frame = int(rng.integers(len(video.frames)))
+            labels = video.labels[frame]
+            prompts = sample_prompts(labels, self.config.prompts_per_frame, self.config.box_fraction,
+                                     self.config.corrective_fraction, rng)
+            if prompts:
+                return Sample([video.frames[frame]], [], video_index, labels=[labels], attributes=video.attributes,
+                              prompts=prompts)
+        raise RuntimeError(f"no frame among 100 drawn had an object of >= {MIN_PROMPT_AREA} px to prompt")
 
     def _clicks(self, labels: np.ndarray, rng: np.random.Generator) -> list[Click]:
         """Up to `clicks_per_frame` visible objects, each clicked at a random pixel of its own."""

@@ -22,11 +22,13 @@ from torch import nn
 
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens
+from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
 from strvos_core.training.attributes import AttributeHead, attribute_targets
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
+from strvos_core.training.promptable import PromptableLoss
 from strvos_core.training.teacher import ExpressionTeacher
 
 
@@ -125,6 +127,8 @@ class TrainingModel(nn.Module):
         return tokens, sam
 
     def forward(self, samples: list[Sample], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        if samples and all(sample.prompts for sample in samples):
+            return self.promptable_forward(samples)
         cfg = self.model.config
         lm_sum, lm_tokens = 0.0, 0
         logits, targets = [], []
@@ -195,6 +199,24 @@ class TrainingModel(nn.Module):
             if values:
                 out[name] = torch.stack(values).mean()
                 out["loss"] = out["loss"] + weight * out[name]
+        return out
+
+    def promptable_forward(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
+        """Stage "promptable": SAM 2 alone on its own prompts (training/promptable.py); the LLM does not run."""
+        cfg = self.model.config
+        grounding = self.model.grounding_encoder
+        criterion = PromptableLoss(grounding, cfg, self.loss_config)
+        encoder_trains = any(p.requires_grad for p in grounding.sam2_model.image_encoder.parameters())
+        parts = []
+        for sample in samples:
+            image = image_processing.sam2_image(sample.frames[0], cfg.grounding.image_size)
+            with torch.set_grad_enabled(encoder_trains and torch.is_grad_enabled()):
+                features = grounding.image_features(image.to(self.model.device, self.model.dtype))
+            parts.append(criterion(features, sample.prompts, sample.frames[0].shape[:2]))
+        out = {key: torch.stack([part[key] for part in parts]).mean() for key in parts[0]}
+        zero = out["mask"].new_zeros(())
+        out["loss"] = out["mask"] + self.loss_config.iou_weight * out["iou"]
+        out["lm"] = zero
         return out
 
     def attribute_loss(self, features: tuple, labels: np.ndarray, attributes: dict[int, dict[str, str]]) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 
 from strvos_core.errors import StrvosError
 from strvos_core.training import checkpointing, distributed
-from strvos_core.training.build import build_model, configure_trainable, set_train_mode
+from strvos_core.training.build import build_model, configure_trainable, set_train_mode, trainable_parts
 from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import SyntheticPool
 from strvos_core.training.forward import TrainingModel
@@ -82,8 +82,8 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     set_train_mode(model)
     module = TrainingModel(model, config.loss)  # may hold training-only heads (TrainingModel.training_heads)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.optim.lr, betas=tuple(config.optim.betas),
-                                  weight_decay=config.optim.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, module, config), lr=config.optim.lr,
+                                  betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
     scheduler = build_scheduler(optimizer, config.run.steps, config.optim.warmup_ratio,
                                 config.optim.warmup_start_factor)
     log_path = out_dir / LOG_NAME
@@ -148,6 +148,20 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
             last_checkpoint = checkpointing.save(ctx, out_dir, done, model, model.tokenizer, optimizer, scheduler,
                                                  config, in_sync, config.run.keep_checkpoints, module.training_heads)
     return TrainResult(max(end, start), last_checkpoint, log_path, history, in_sync)
+
+
+def parameter_groups(model, module: torch.nn.Module, config: TrainConfig) -> list[dict]:
+    """AdamW groups: one per part named in `optim.lr_scales` (lr times its factor), one for every other trainable
+    parameter (training heads included). A single group when no scale is set, as before."""
+    parts = trainable_parts(model, config.trainable)
+    groups, taken = [], set()
+    for name, factor in sorted(config.optim.lr_scales.items()):
+        chosen = [p for p in parts[name].parameters() if p.requires_grad and id(p) not in taken]
+        taken.update(id(p) for p in chosen)
+        if chosen:
+            groups.append({"params": chosen, "lr": config.optim.lr * factor})
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in taken]
+    return [{"params": rest}, *groups] if rest else groups
 
 
 def _progress(steps: range, enabled: bool, start: int, total: int):

@@ -63,11 +63,40 @@ def test_click_probe_trains_sam2_and_reports_held_out_ious(micro_config, tmp_pat
     assert image is not None and image.shape[1] == 5 * 128 and image.shape[0] % 96 == 0
 
 
-def test_click_probe_cli_prints_a_table(micro_config, tmp_path, capsys):
+@pytest.mark.parametrize("learner", ["sam2", "unet"])
+def test_click_probe_cli_prints_a_table(micro_config, tmp_path, capsys, learner):
     config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
     path = tmp_path / "micro.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
-    assert click_probe.main(["--config", str(path), "--steps", "2", "--eval-every", "1", "--eval-frames", "2",
-                             "--threads", "1"]) == 0
+    assert click_probe.main(["--config", str(path), "--learner", learner, "--steps", "2", "--eval-every", "1",
+                             "--eval-frames", "2", "--threads", "1", "--encoder-lr-scale", "0.1",
+                             "--attention-init", "1.0"]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 3 and table[1].startswith("| 1 |") and table[2].startswith("| 2 |")  # header, 2 rows
+
+
+def test_unet_baseline_trains_on_the_same_clicks_and_sees_the_click(micro_config):
+    config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
+    torch.manual_seed(0)
+    probe = click_probe.ClickProbe(config, lr=1e-3, warmup=1, learner="unet")
+    before = [p.detach().clone() for p in probe.learner.net.parameters()]
+    assert any(probe.train_step(step) is not None for step in range(2))
+    assert any(not torch.equal(a, b) for a, b in zip(before, probe.learner.net.parameters(), strict=True))
+    net = probe.learner.net
+    maps = net.click_maps(torch.tensor([[10.0, 20.0]]), 32)
+    assert maps.shape == (1, 1, 32, 32) and np.unravel_index(int(maps.argmax()), (32, 32)) == (19, 9)
+    logits = net(torch.zeros(1, 3, 32, 32), torch.tensor([[10.0, 20.0], [1.0, 1.0]]))
+    assert logits.shape == (2, 3, 8, 8) and not torch.equal(logits[0], logits[1])  # the click changes the output
+
+
+def test_best_candidate_loss_keeps_the_lowest_per_prompt():
+    from strvos_core.training.config import LossSection
+
+    goal = torch.zeros(1, 4, 4)
+    goal[0, :2] = 1.0
+    right = goal[:, None] * 20 - 10  # confident and right
+    wrong = -right
+    candidates = torch.cat([wrong, right, wrong], dim=1)
+    loss = click_probe.best_candidate_loss(LossSection(), candidates, goal)
+    single = click_probe.best_candidate_loss(LossSection(), right, goal)
+    assert loss.shape == (1,) and torch.allclose(loss, single) and float(loss) < 0.05

@@ -1,6 +1,7 @@
 """`ros2 launch strvos_ros segment.launch.py` for real, and lifecycle transitions driven over services."""
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -71,6 +72,13 @@ def launch_and_segment(tmp_path, *arguments: str) -> str:
         mask = masks_after(status)[0]
         assert seconds_of(mask.header) in sent and seconds_of(status.header) in sent
         assert (mask.width, mask.height, mask.encoding) == (64, 48, "mono8")
+        # The service as users call it, from the ros2 command line: answered at once, accepted or refused.
+        for prompt, answer in (("the red mug", "accepted=True"), ("find the [SEG] token", "accepted=False")):
+            call = subprocess.run(["ros2", "service", "call", "/strvos_node/set_target", "strvos_ros/srv/SetTarget",
+                                   f"{{target_id: mug, prompt: '{prompt}'}}"],
+                                  capture_output=True, text=True, timeout=120)
+            assert call.returncode == 0 and answer in call.stdout, call.stdout + call.stderr
+        assert "special token [SEG]" in call.stdout
     finally:
         client.close()
         code = stop_process(proc)

@@ -7,7 +7,8 @@
 Trains SAM 2 alone (image encoder, prompt encoder, mask decoder; the LLM is built but unused), or the sanity
 baseline (`--learner unet`: a plain conv U-Net given the click as an input channel, click_baseline.py), on SAM 2's
 promptable task: one positive click at a random pixel of an object, all clicks of a frame decoded on one image
-encoding, the best of the three candidate masks trained. Every `--eval-every` steps, on held-out frames (data seed + 1), for each click: the
+encoding, the best of the three candidate masks trained toward the object's share of each low-res cell (soft
+targets: the reference's nearest-resized targets alone cap the IoU scored here near 0.7, training.ceiling). Every `--eval-every` steps, on held-out frames (data seed + 1), for each click: the
 candidate closest to the clicked object, upsampled to the frame as the model does, and its IoU with
 * own: the clicked object;
 * others: the frame's other objects together;
@@ -138,7 +139,7 @@ class ClickProbe:
             return None
         clicks = sample.clicks[0]
         candidates = self.learner.candidates(self._encode(sample), self._points(sample, clicks))
-        goals = torch.stack([low_res_mask(c.mask, self.model.config) for c in clicks])
+        goals = torch.stack([low_res_mask(c.mask, self.model.config, "area") for c in clicks])
         loss = best_candidate_loss(self.config.loss, candidates, goals).mean()
         self.optimizer.zero_grad()
         loss.backward()

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from strvos_core.config import StreamingRVOSConfig
 from strvos_core.datasets.synthetic import SyntheticConfig, generate_video, video_seed
 from strvos_core.processing import image as image_processing
 from strvos_core.training.config import DataSection
 from strvos_core.training.promptable import MIN_PROMPT_AREA, Prompt, sample_prompts
+from strvos_core.training.targets import low_res_mask
 
 MIN_CLICK_AREA = 16  # pixels: slivers of occluded objects are not clicked
 
@@ -181,9 +181,3 @@ def prepare_frame(frame: np.ndarray, mask: np.ndarray, config: StreamingRVOSConf
                                        config.use_thumbnail)
     sam_image = image_processing.sam2_image(frame, config.grounding.image_size)
     return PreparedFrame(tiles, sam_image, low_res_mask(mask, config))
-
-
-def low_res_mask(mask: np.ndarray, config: StreamingRVOSConfig) -> torch.Tensor:
-    """The ground truth at the low-res logits' size, resized with nearest."""
-    low = config.grounding.image_size // 4
-    return F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(low, low), mode="nearest")[0, 0]

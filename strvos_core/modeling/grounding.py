@@ -100,13 +100,6 @@ class GroundingModel(nn.Module):
         sparse, _ = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         return sparse[0, 0]
 
-    def point_masks(self, features: ImageFeatures, point_xy: torch.Tensor) -> torch.Tensor:
-        """SAM 2's own promptable task: one positive click at `point_xy` ([2] or [N, 2], pixels of the SAM input)
-        -> the three candidate low-res masks [N, 3, S/4, S/4]. Used only by training from scratch."""
-        points = point_xy.reshape(-1, 1, 2)
-        labels = torch.ones(points.shape[0], 1, dtype=torch.int32)
-        return self.prompt_masks(features, points, labels)[0]
-
     def prompt_masks(self, features: ImageFeatures, points: torch.Tensor, labels: torch.Tensor,
                      multimask: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """N prompts on one frame's features (the image embedding shared, as SAM 2 decodes many prompts per image).

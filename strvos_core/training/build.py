@@ -56,15 +56,22 @@ def model_config(section: ModelSection, vocab_size: int) -> StreamingRVOSConfig:
 
 
 def build_model(section: ModelSection):
-    """A fresh model (seeded random init, or the `init` export) with its tokenizer attached."""
+    """A fresh model (seeded random init, or the `init` export) with its tokenizer attached. The embedding and
+    prompt re-draws apply to either (a stage may start from an export whose SAM 2 alone was trained); the decoder's
+    mimetic init only to a random build (an export's decoder is kept)."""
     from strvos_core.checkpoint import load_model
     from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 
-    if section.init:
-        return load_model(section.init)
-    tokenizer = load_tokenizer(section.tokenizer)
     torch.manual_seed(section.seed)
-    model = StreamingRVOSModel(model_config(section, len(tokenizer)))
+    if section.init:
+        if section.decoder_attention_init is not None:
+            raise StrvosError("model.decoder_attention_init re-draws a random decoder; with model.init the export's "
+                              "trained decoder is kept: drop one of them")
+        model = load_model(section.init)
+        tokenizer = model.tokenizer
+    else:
+        tokenizer = load_tokenizer(section.tokenizer)
+        model = StreamingRVOSModel(model_config(section, len(tokenizer)))
     if section.embedding_std is not None:
         with torch.no_grad():
             model.language_model.model.embed_tokens.weight.normal_(0.0, section.embedding_std)

@@ -34,6 +34,7 @@ from strvos_core.training.build import build_model
 from strvos_core.training.click_baseline import ClickUNet
 from strvos_core.training.config import LossSection, TrainConfig
 from strvos_core.training.data import Click, Sample, SyntheticPool, low_res_mask
+from strvos_core.training.promptable import NOT_A_POINT, POSITIVE
 
 
 @dataclasses.dataclass
@@ -73,8 +74,10 @@ class Sam2Clicks:
 
     def candidates(self, encoded, points: torch.Tensor) -> torch.Tensor:
         """[N, 2] clicks in pixels of the SAM input -> [N, 3, S/4, S/4] candidate logits (all clicks decoded at once
-        on the one image embedding)."""
-        return self.grounding.point_masks(encoded, points)
+        on the one image embedding, each led by a "not a point" token: the [SEG] path's layout)."""
+        led = torch.cat([torch.zeros_like(points)[:, None], points[:, None]], dim=1)
+        labels = torch.tensor([[NOT_A_POINT, POSITIVE]] * len(points))
+        return self.grounding.prompt_masks(encoded, led, labels)[0]
 
 
 class UNetClicks:

@@ -28,7 +28,7 @@ from strvos_core.training import losses
 from strvos_core.training.attributes import AttributeHead, attribute_targets
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
-from strvos_core.training.promptable import PromptableLoss
+from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss
 from strvos_core.training.teacher import ExpressionTeacher
 
 
@@ -161,7 +161,7 @@ class TrainingModel(nn.Module):
                     lm_sum = lm_sum + out.lm_loss_sum
                     lm_tokens += out.lm_tokens
                     logits.append(out.low_res_logits)
-                    targets.append(low_res_mask(target.masks[t], cfg))
+                    targets.append(low_res_mask(target.masks[t], cfg, self.loss_config.mask_target))
                     if self.word_head is not None:  # on SAM 2's prompt token: what the decoder actually sees
                         seg_words.append(self.seg_words_loss(out.prompt, words[k]))
                     if self.loss_config.seg_position_weight > 0 and target.masks[t].any():
@@ -268,19 +268,22 @@ class TrainingModel(nn.Module):
         return normalised_mse(prompt[0], goal)
 
     def click_losses(self, sam, clicks: list[Click], frame_hw: tuple[int, int]) -> list[torch.Tensor]:
-        """SAM 2's promptable loss per click: the best (lowest-loss) of the three candidate masks, as SAM 2 trains."""
+        """SAM 2's promptable loss per click: the best (lowest-loss) of the three candidate masks, as SAM 2 trains.
+        A frame's clicks are decoded together, each led by a "not a point" token as in stage "promptable" (the
+        [SEG] path's layout)."""
+        if not clicks:
+            return []
         size = self.model.config.grounding.image_size
         height, width = frame_hw
-        out = []
-        for click in clicks:
-            point = torch.tensor([click.x * size / width, click.y * size / height])
-            candidates = self.model.grounding_encoder.point_masks(sam, point)[0]  # [3, h, w]
-            gt = low_res_mask(click.mask, self.model.config).to(candidates.device).expand_as(candidates)
-            per_mask = losses.weighted_mask_loss(
-                self.loss_config, F.binary_cross_entropy_with_logits(candidates, gt, reduction="none").mean(dim=(1, 2)),
-                losses.dice_per_mask(candidates.flatten(1), gt.flatten(1)))
-            out.append(per_mask.min())
-        return out
+        points = torch.tensor([[[0.0, 0.0], [c.x * size / width, c.y * size / height]] for c in clicks])
+        labels = torch.tensor([[NOT_A_POINT, POSITIVE]] * len(clicks))
+        candidates = self.model.grounding_encoder.prompt_masks(sam, points, labels)[0]  # [N, 3, h, w]
+        goals = torch.stack([low_res_mask(c.mask, self.model.config, self.loss_config.mask_target) for c in clicks])
+        goals = goals.to(candidates.device)[:, None].expand_as(candidates)
+        bce = F.binary_cross_entropy_with_logits(candidates, goals, reduction="none").mean(dim=(2, 3))
+        dice = losses.dice_per_mask(candidates.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1))
+        per_mask = losses.weighted_mask_loss(self.loss_config, bce, dice.view(bce.shape))
+        return list(per_mask.min(dim=1).values)
 
 
 def normalised_mse(value: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

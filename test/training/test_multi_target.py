@@ -127,8 +127,8 @@ def test_clicks_hit_their_object_and_train_the_best_of_three_candidates(micro_co
         for click, loss in zip(sample.clicks[0], got, strict=True):
             h, w = sample.frames[0].shape[:2]
             size = model.config.grounding.image_size
-            point = torch.tensor([click.x * size / w, click.y * size / h])
-            candidates = model.grounding_encoder.point_masks(sam, point)[0]
+            points = torch.tensor([[[0.0, 0.0], [click.x * size / w, click.y * size / h]]])  # "not a point" first
+            candidates = model.grounding_encoder.prompt_masks(sam, points, torch.tensor([[-1, 1]]))[0][0]
             gt = low_res_mask(click.mask, model.config)
             each = [2 * F.binary_cross_entropy_with_logits(c, gt) + 0.5 * mask_losses(
                 c[None, None], gt[None], LossSection(point_sampling=False))[1] for c in candidates]

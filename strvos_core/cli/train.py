@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 HELP = "Train StreamingRVOS on synthetic referring videos (YAML config; resumable; works under torchrun)."
@@ -13,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                         help="stop (with a checkpoint) after this optimizer step; continue later with --resume")
+    parser.add_argument("--max-minutes", type=float, default=None, metavar="MIN",
+                        help="stop (with a checkpoint) after the first step that ends past this much wall time")
+    parser.add_argument("--device", default=None,
+                        help="override the config's run.device (e.g. cuda to continue a CPU run on a GPU; --resume "
+                             "accepts a different run section)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -23,9 +29,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.stop_after is not None and args.stop_after < 1:
             raise StrvosError(f"--stop-after must be >= 1, got {args.stop_after}")
+        if args.max_minutes is not None and args.max_minutes <= 0:
+            raise StrvosError(f"--max-minutes must be > 0, got {args.max_minutes}")
         config = TrainConfig.from_yaml(args.config)
+        if args.device:
+            config = dataclasses.replace(config, run=dataclasses.replace(config.run, device=args.device))
         result = train(config, args.out, resume=args.resume, stop_after=args.stop_after,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress,
+                       max_seconds=None if args.max_minutes is None else args.max_minutes * 60)
     except StrvosError as error:
         print(f"strvos train: error: {error}", file=sys.stderr)
         return 2

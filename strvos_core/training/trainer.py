@@ -54,18 +54,20 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, stop_after: int | None = None,
-          progress: bool = True) -> TrainResult:
-    """Run (or continue) training into `out_dir`; `stop_after` ends early (with a checkpoint) after that step."""
+          progress: bool = True, max_seconds: float | None = None) -> TrainResult:
+    """Run (or continue) training into `out_dir`; `stop_after` ends early (with a checkpoint) after that step,
+    `max_seconds` after the first step that ends past that much wall time (a lent GPU's time box)."""
     out_dir = Path(out_dir)
     ctx = distributed.setup(config.run.device)
     try:
-        return _train(ctx, config, out_dir, resume, stop_after, progress)
+        return _train(ctx, config, out_dir, resume, stop_after, progress, max_seconds)
     finally:
         distributed.teardown(ctx)
 
 
 def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: int | None,
-           progress: bool) -> TrainResult:
+           progress: bool, max_seconds: float | None = None) -> TrainResult:
+    started = time.perf_counter()
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     previous = checkpointing.list_checkpoints(out_dir) if resume else []
@@ -141,12 +143,17 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
                     log.write(json.dumps(record) + "\n")
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
-        if done % config.run.save_every == 0 or done == end:
+        out_of_time = max_seconds is not None and distributed.mean_over_ranks(
+            ctx, {"late": float(time.perf_counter() - started > max_seconds)})["late"] > 0
+        if done % config.run.save_every == 0 or done == end or out_of_time:
             in_sync = distributed.replicas_in_sync(ctx, params)
             if not in_sync:
                 raise StrvosError(f"step {done}: the DDP replicas' parameters differ")
             last_checkpoint = checkpointing.save(ctx, out_dir, done, model, model.tokenizer, optimizer, scheduler,
                                                  config, in_sync, config.run.keep_checkpoints, module.training_heads)
+        if out_of_time:
+            end = done
+            break
     return TrainResult(max(end, start), last_checkpoint, log_path, history, in_sync)
 
 

@@ -38,6 +38,10 @@ def test_defaults_are_the_reference_recipe():
     ({"optimizer": {}}, "unknown sections"),
     ({"loss": {"weight": 1}}, "unknown keys \\['weight'\\]"),
     ({"model": {"overrides": {"vision": {"depth": 3}}}}, "model.overrides.vision"),
+    ({"loss": {"mask_target": "bilinear"}}, "loss.mask_target"),
+    ({"optim": {"lr_scales": {"sam2_image_encoder": 0}}}, "optim.lr_scales"),
+    ({"data": {"box_fraction": 1.5}}, "box_fraction"),
+    ({"model": {"decoder_attention_init": -1.0}}, "decoder_attention_init"),
 ])
 def test_bad_values_are_named(data, message):
     with pytest.raises(StrvosError, match=message):
@@ -77,3 +81,19 @@ def test_tiny_synthetic_model_exports_and_streams(tmp_path):
     features = loaded.encode_frame(frame)
     assert features.image_tokens.shape == (36, 256)
     assert features.sam.image_embed.shape[-2:] == (10, 10)  # 160 px / 16
+
+
+def test_cli_train_stops_at_its_time_box_with_a_checkpoint_and_takes_a_device(micro_config, tmp_path, capsys):
+    """--max-minutes (a lent GPU's time box) ends after the first step past it, with a checkpoint to resume from;
+    --device overrides run.device, and --resume accepts it (the run section may differ)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(micro_config(run={"steps": 5, "save_every": 5}).to_dict()))))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out), "--no-progress", "--max-minutes", "1e-6",
+                 "--device", "cpu"]) == 0
+    assert "step 1: loss" in capsys.readouterr().out
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_000001"]
+    assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "step 5: loss" in capsys.readouterr().out
+    assert main(["train", "--config", str(path), "--out", str(out), "--max-minutes", "0"]) == 2
+    assert "--max-minutes" in capsys.readouterr().err

@@ -4,8 +4,9 @@
         [--learner sam2|unet] [--steps 600] [--clicks 4] [--lr 1e-3] [--encoder-lr-scale 0.1] \
         [--attention-init 1.0] [--eval-every 300] [--sheet clicks.png]
 
-Trains SAM 2 alone (image encoder, prompt encoder, mask decoder; the LLM is built but unused), or the sanity
-baseline (`--learner unet`: a plain conv U-Net given the click as an input channel, click_baseline.py), on SAM 2's
+Trains SAM 2 alone (image encoder, prompt encoder, mask decoder; the LLM is built but unused), its decoder alone on
+perfect per-object features (`--learner oracle`), or the sanity baseline (`--learner unet`: a plain conv U-Net
+given the click as an input channel, click_baseline.py), on SAM 2's
 promptable task: one positive click at a random pixel of an object, all clicks of a frame decoded on one image
 encoding, the best of the three candidate masks trained toward the object's share of each low-res cell (soft
 targets: the reference's nearest-resized targets alone cap the IoU scored here near 0.7, training.ceiling). Every `--eval-every` steps, on held-out frames (data seed + 1), for each click: the
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from strvos_core.metrics.region import jaccard_per_frame
+from strvos_core.modeling.grounding import ImageFeatures
 from strvos_core.processing import image as image_processing
 from strvos_core.training import losses
 from strvos_core.training.build import build_model
@@ -69,7 +71,7 @@ class Sam2Clicks:
         self.parameters = [p for module in (sam.image_encoder, sam.sam_prompt_encoder, sam.sam_mask_decoder)
                            for p in module.parameters()] + [sam.no_mem_embed]
 
-    def encode(self, sam_image: torch.Tensor):
+    def encode(self, sam_image: torch.Tensor, labels: np.ndarray):
         return self.grounding.image_features(sam_image)
 
     def candidates(self, encoded, points: torch.Tensor) -> torch.Tensor:
@@ -78,6 +80,33 @@ class Sam2Clicks:
         led = torch.cat([torch.zeros_like(points)[:, None], points[:, None]], dim=1)
         labels = torch.tensor([[NOT_A_POINT, POSITIVE]] * len(points))
         return self.grounding.prompt_masks(encoded, led, labels)[0]
+
+
+class OracleClicks(Sam2Clicks):
+    """SAM 2's prompt encoder and mask decoder alone, on perfect features instead of the image encoder's: every pixel
+    carries a fixed random vector of its object (zero on the background), pooled to each feature level. Tells a
+    decoder that cannot select from one whose image features do not allow it."""
+
+    name = "oracle"
+    SLOTS = 256  # object ids of a labels map (uint8)
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        sam = self.grounding.sam2_model
+        self.parameters = [p for module in (sam.sam_prompt_encoder, sam.sam_mask_decoder) for p in module.parameters()]
+        size = model.config.grounding.image_size
+        generator = torch.Generator().manual_seed(1)
+        self.levels = []  # (grid side, [SLOTS, channels]) for the embedding and the two high-res levels
+        for stride, channels in ((16, sam.hidden_dim), (8, 64), (4, 32)):
+            table = torch.randn(self.SLOTS, channels, generator=generator)
+            table[0] = 0.0
+            self.levels.append((size // stride, table))
+
+    def encode(self, sam_image: torch.Tensor, labels: np.ndarray):
+        one_hot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), self.SLOTS).permute(2, 0, 1).float()[None]
+        maps = [torch.einsum("bkhw,kc->bchw", F.adaptive_avg_pool2d(one_hot, side), table)
+                for side, table in self.levels]
+        return ImageFeatures(maps[0], [maps[2], maps[1]])
 
 
 class UNetClicks:
@@ -89,14 +118,14 @@ class UNetClicks:
         self.net = ClickUNet()
         self.parameters = list(self.net.parameters())
 
-    def encode(self, sam_image: torch.Tensor) -> torch.Tensor:
+    def encode(self, sam_image: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
         return sam_image
 
     def candidates(self, encoded: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return self.net(encoded, points)
 
 
-LEARNERS = ("sam2", "unet")
+LEARNERS = ("sam2", "oracle", "unet")
 
 
 class ClickProbe:
@@ -113,7 +142,8 @@ class ClickProbe:
             config.data, clicks_per_frame=clicks_per_frame, stage="image"))
         self.model = build_model(self.config.model)  # the SAM 2 learner's modules; sizes and processing for both
         self.model.eval()  # no dropout; gradients still flow
-        self.learner = Sam2Clicks(self.model) if learner == "sam2" else UNetClicks()
+        self.learner = {"sam2": Sam2Clicks, "oracle": OracleClicks}[learner](self.model) if learner != "unet" \
+            else UNetClicks()
         self.parameters = self.learner.parameters
         for p in self.parameters:
             p.requires_grad_(True)
@@ -128,7 +158,7 @@ class ClickProbe:
         self.size = self.model.config.grounding.image_size
 
     def _encode(self, sample: Sample):
-        return self.learner.encode(image_processing.sam2_image(sample.frames[0], self.size))
+        return self.learner.encode(image_processing.sam2_image(sample.frames[0], self.size), sample.labels[0])
 
     def _points(self, sample: Sample, clicks: list[Click]) -> torch.Tensor:
         """Clicks in frame pixels -> [N, 2] pixels of the squashed SAM input."""
@@ -229,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="a training config (its model and data sections are used)")
     parser.add_argument("--learner", choices=LEARNERS, default="sam2",
-                        help="sam2: the config's SAM 2; unet: the plain conv baseline (click as an input channel)")
+                        help="sam2: the config's SAM 2; oracle: its decoder on perfect per-object features; unet: the "
+                             "plain conv baseline (click as an input channel)")
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps (one frame each)")
     parser.add_argument("--clicks", type=int, default=4, help="clicks per training frame")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")

@@ -63,7 +63,7 @@ def test_click_probe_trains_sam2_and_reports_held_out_ious(micro_config, tmp_pat
     assert image is not None and image.shape[1] == 5 * 128 and image.shape[0] % 96 == 0
 
 
-@pytest.mark.parametrize("learner", ["sam2", "unet"])
+@pytest.mark.parametrize("learner", ["sam2", "oracle", "unet"])
 def test_click_probe_cli_prints_a_table(micro_config, tmp_path, capsys, learner):
     config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
     path = tmp_path / "micro.yaml"
@@ -100,3 +100,18 @@ def test_best_candidate_loss_keeps_the_lowest_per_prompt():
     loss = click_probe.best_candidate_loss(LossSection(), candidates, goal)
     single = click_probe.best_candidate_loss(LossSection(), right, goal)
     assert loss.shape == (1,) and torch.allclose(loss, single) and float(loss) < 0.05
+
+
+def test_oracle_features_mark_each_object_with_its_own_vector(micro_config):
+    config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
+    probe = click_probe.ClickProbe(config, learner="oracle")
+    labels = np.zeros((128, 128), np.uint8)
+    labels[:64, :64] = 1
+    labels[64:, 64:] = 2
+    features = probe.learner.encode(torch.zeros(1, 3, 128, 128), labels)
+    embed = features.image_embed[0]  # [C, 8, 8]
+    assert embed.shape[1:] == (8, 8) and [f.shape[-1] for f in features.high_res] == [32, 16]
+    assert torch.equal(embed[:, 0, 0], embed[:, 3, 3]) and not torch.equal(embed[:, 0, 0], embed[:, 7, 7])
+    assert not embed[:, 0, 7].any()  # background
+    sam = probe.model.grounding_encoder.sam2_model
+    assert {id(p) for p in probe.parameters}.isdisjoint(id(p) for p in sam.image_encoder.parameters())

@@ -18,21 +18,24 @@ def _block(inputs: int, outputs: int) -> nn.Sequential:
 
 
 class ClickUNet(nn.Module):
-    """RGB + a Gaussian click map -> three candidate masks at 1/4 of the input size.
+    """RGB + a Gaussian click map -> three candidate masks at 1/4 of the input size (SAM 2's low-res logits), or
+    at the input size (`full_resolution`: tells whether the data allow more than SAM 2's logits grid does).
 
-    Five encoder levels (1, 1/2, ..., 1/16 of the input: the deepest sees a whole 25-55 px object), two decoder
-    levels back up to 1/4, the size of SAM 2's low-res logits."""
+    Five encoder levels (1, 1/2, ..., 1/16 of the input: the deepest sees a whole 25-55 px object), decoder levels
+    back up to 1/4 (or 1)."""
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 128), click_sigma: float = 3.0) -> None:
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 128), click_sigma: float = 3.0,
+                 full_resolution: bool = False) -> None:
         super().__init__()
         if len(channels) != 5:
             raise ValueError(f"ClickUNet needs 5 channel widths, got {channels}")
         self.click_sigma = click_sigma
         self.encoder = nn.ModuleList([_block(4, channels[0])]
                                      + [_block(channels[i], channels[i + 1]) for i in range(4)])
-        self.decoder = nn.ModuleList([_block(channels[4] + channels[3], channels[3]),
-                                      _block(channels[3] + channels[2], channels[2])])
-        self.head = nn.Conv2d(channels[2], 3, 1)
+        levels = 4 if full_resolution else 2
+        self.decoder = nn.ModuleList([_block(channels[4 - i] + channels[3 - i], channels[3 - i])
+                                      for i in range(levels)])
+        self.head = nn.Conv2d(channels[4 - levels], 3, 1)
 
     def click_maps(self, points: torch.Tensor, size: int) -> torch.Tensor:
         """[N, 2] (x, y) pixels of the input -> [N, 1, size, size] Gaussian bumps at the pixel centres."""
@@ -42,7 +45,7 @@ class ClickUNet(nn.Module):
         return torch.exp(-(dy[:, :, None] + dx[:, None, :]) / (2 * self.click_sigma ** 2))[:, None]
 
     def forward(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """[1, 3, S, S] normalised image, [N, 2] clicks -> [N, 3, S/4, S/4] candidate logits."""
+        """[1, 3, S, S] normalised image, [N, 2] clicks -> [N, 3, S/4, S/4] (or [N, 3, S, S]) candidate logits."""
         size = image.shape[-1]
         x = torch.cat([image.expand(len(points), -1, -1, -1), self.click_maps(points.float(), size)], dim=1)
         skips = []
@@ -50,6 +53,6 @@ class ClickUNet(nn.Module):
             x = block(x if level == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips[-1]
-        for block, skip in zip(self.decoder, (skips[3], skips[2]), strict=True):
+        for block, skip in zip(self.decoder, skips[-2::-1], strict=False):
             x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], dim=1))
         return self.head(x)

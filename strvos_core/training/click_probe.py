@@ -33,9 +33,10 @@ from strvos_core.modeling.grounding import ImageFeatures
 from strvos_core.processing import image as image_processing
 from strvos_core.training import losses
 from strvos_core.training.build import build_model
+from strvos_core.training.ceiling import round_trip
 from strvos_core.training.click_baseline import ClickUNet
 from strvos_core.training.config import LossSection, TrainConfig
-from strvos_core.training.data import Click, Sample, SyntheticPool, low_res_mask
+from strvos_core.training.data import Click, Sample, SyntheticPool
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE
 
 
@@ -112,10 +113,9 @@ class OracleClicks(Sam2Clicks):
 class UNetClicks:
     """The plain conv U-Net of `click_baseline` as the probe's learner: the sanity baseline."""
 
-    name = "unet"
-
-    def __init__(self) -> None:
-        self.net = ClickUNet()
+    def __init__(self, full_resolution: bool = False) -> None:
+        self.name = "unet-full" if full_resolution else "unet"
+        self.net = ClickUNet(full_resolution=full_resolution)
         self.parameters = list(self.net.parameters())
 
     def encode(self, sam_image: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
@@ -125,7 +125,7 @@ class UNetClicks:
         return self.net(encoded, points)
 
 
-LEARNERS = ("sam2", "oracle", "unet")
+LEARNERS = ("sam2", "oracle", "unet", "unet-full")
 
 
 class ClickProbe:
@@ -142,8 +142,8 @@ class ClickProbe:
             config.data, clicks_per_frame=clicks_per_frame, stage="image"))
         self.model = build_model(self.config.model)  # the SAM 2 learner's modules; sizes and processing for both
         self.model.eval()  # no dropout; gradients still flow
-        self.learner = {"sam2": Sam2Clicks, "oracle": OracleClicks}[learner](self.model) if learner != "unet" \
-            else UNetClicks()
+        self.learner = UNetClicks(learner == "unet-full") if learner.startswith("unet") else \
+            {"sam2": Sam2Clicks, "oracle": OracleClicks}[learner](self.model)
         self.parameters = self.learner.parameters
         for p in self.parameters:
             p.requires_grad_(True)
@@ -172,7 +172,9 @@ class ClickProbe:
             return None
         clicks = sample.clicks[0]
         candidates = self.learner.candidates(self._encode(sample), self._points(sample, clicks))
-        goals = torch.stack([low_res_mask(c.mask, self.model.config, "area") for c in clicks])
+        side = candidates.shape[-1]
+        goals = torch.stack([F.interpolate(torch.from_numpy(c.mask.astype(np.float32))[None, None], size=(side, side),
+                                           mode="area")[0, 0] for c in clicks])
         loss = best_candidate_loss(self.config.loss, candidates, goals).mean()
         self.optimizer.zero_grad()
         loss.backward()
@@ -202,6 +204,23 @@ class ClickProbe:
             raise ValueError("no held-out frame had a clickable object")
         own, others, objects = np.mean(rows, axis=0)
         return float(own), float(others), float(objects), len(rows)
+
+    def ceiling(self, frames: int) -> float:
+        """The mean own IoU a perfect learner reaches on the held-out clicks at this learner's output grid: each
+        object's share of every grid cell, upsampled as the candidates are (training.ceiling's "area" round trip).
+        SAM 2 at 160 px predicts a 40x40 grid: no model scores above this there, whatever it learned."""
+        side, masks = None, []
+        for index in range(frames):
+            sample = self.held_out.sample(0, 0, 0, index)
+            clicks = sample.clicks[0] if sample.clicks else []
+            if clicks and side is None:
+                with torch.no_grad():
+                    side = self.learner.candidates(self._encode(sample), self._points(sample, clicks[:1])).shape[-1]
+            masks.extend(c.mask for c in clicks)
+        if not masks:
+            raise ValueError("no held-out frame had a clickable object")
+        back = round_trip(np.stack(masks), side, "area")
+        return float(np.mean([jaccard_per_frame(a, b) for a, b in zip(masks, back, strict=True)]))
 
     def sheet(self, path: str | Path, frames: int = 4) -> None:
         """PNG: per held-out frame, the frame with its first click (red), the clicked object, the three candidates'
@@ -238,6 +257,8 @@ def best_candidate_loss(config: LossSection, candidates: torch.Tensor, goals: to
 def run(config: TrainConfig, steps: int, lr: float = 1e-3, eval_every: int = 300, eval_frames: int = 40,
         sheet: str | Path | None = None, log=print, **probe_options) -> list[ClickScores]:
     probe = ClickProbe(config, lr=lr, **probe_options)
+    log(f"{probe.learner.name}: a perfect fit of its output grid scores own IoU {probe.ceiling(eval_frames):.3f} "
+        f"on these held-out clicks")
     results, recent, start = [], [], time.perf_counter()
     for step in range(steps):
         loss = probe.train_step(step)
@@ -260,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="a training config (its model and data sections are used)")
     parser.add_argument("--learner", choices=LEARNERS, default="sam2",
                         help="sam2: the config's SAM 2; oracle: its decoder on perfect per-object features; unet: the "
-                             "plain conv baseline (click as an input channel)")
+                             "plain conv baseline (click as an input channel) at SAM 2's logits size; unet-full: the same at the "
+                             "input size (whether the data allow more than that grid)")
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps (one frame each)")
     parser.add_argument("--clicks", type=int, default=4, help="clicks per training frame")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")

@@ -63,7 +63,7 @@ def test_click_probe_trains_sam2_and_reports_held_out_ious(micro_config, tmp_pat
     assert image is not None and image.shape[1] == 5 * 128 and image.shape[0] % 96 == 0
 
 
-@pytest.mark.parametrize("learner", ["sam2", "oracle", "unet"])
+@pytest.mark.parametrize("learner", ["sam2", "oracle", "unet", "unet-full"])
 def test_click_probe_cli_prints_a_table(micro_config, tmp_path, capsys, learner):
     config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
     path = tmp_path / "micro.yaml"
@@ -71,8 +71,18 @@ def test_click_probe_cli_prints_a_table(micro_config, tmp_path, capsys, learner)
     assert click_probe.main(["--config", str(path), "--learner", learner, "--steps", "2", "--eval-every", "1",
                              "--eval-frames", "2", "--threads", "1", "--encoder-lr-scale", "0.1",
                              "--attention-init", "1.0"]) == 0
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| ")]
     assert len(table) == 3 and table[1].startswith("| 1 |") and table[2].startswith("| 2 |")  # header, 2 rows
+    ceiling = float(out.split("scores own IoU ")[1].split()[0])
+    assert 0.0 < ceiling <= 1.0
+
+
+def test_the_ceiling_is_higher_on_a_finer_output_grid(micro_config):
+    config = micro_config(data={"width": 128, "height": 96, "num_videos": 3})
+    coarse = click_probe.ClickProbe(config, learner="unet").ceiling(3)  # 32x32 at 128 px
+    fine = click_probe.ClickProbe(config, learner="unet-full").ceiling(3)  # 128x128
+    assert 0.0 < coarse < fine <= 1.0
 
 
 def test_unet_baseline_trains_on_the_same_clicks_and_sees_the_click(micro_config):

@@ -135,10 +135,18 @@ def load_state(ctx: DistContext, directory: Path, model, optimizer, scheduler,
     model.load_state_dict(state, strict=True)
     if head is not None:
         head.load_state_dict(_training_heads_state(directory, head, ctx.device))
-    opt = torch.load(_require(directory, "optimizer.pt"), map_location=ctx.device, weights_only=False)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
     trainer_state = json.loads(_require(directory, "trainer_state.json").read_text())
+    if (directory / "optimizer.pt").exists():
+        opt = torch.load(directory / "optimizer.pt", map_location=ctx.device, weights_only=False)
+        optimizer.load_state_dict(opt["optimizer"])
+        scheduler.load_state_dict(opt["scheduler"])
+    else:  # a weights-only checkpoint (sent to a lent GPU without its moments): fresh AdamW moments, same schedule
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
+            for _ in range(int(trainer_state["step"])):
+                scheduler.step()
     if trainer_state["world_size"] != ctx.world_size:
         raise StrvosError(f"checkpoint {directory} was written by {trainer_state['world_size']} processes; resuming "
                           f"with {ctx.world_size} would draw different samples (use the same --nproc_per_node)")

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Trains the embedded default model from scratch on this CPU and ships it (about 60 minutes on 2 cores):
-#   stage 1  single frames, appearance + relation expressions   (configs/train/tiny_synthetic.yaml)
-#   stage 2  3-frame clips with the [SEG] recurrence, all kinds  (configs/train/tiny_synthetic_stage2.yaml)
+# Trains the embedded default model from scratch on this CPU and ships it (hours on 2 cores; resumable):
+#   stage 0  SAM 2 alone on its own prompts: clicks, boxes, corrections (configs/train/tiny_sam2_promptable.yaml)
+#   stage 1  the [SEG] path on single frames, appearance + relation     (configs/train/tiny_stage1.yaml)
+#   stage 2  3-frame clips with the [SEG] recurrence, all kinds          (configs/train/tiny_stage2.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
 # Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
-# Usage: bash scripts/train_tiny.sh [--test-videos N]
+# Usage: bash scripts/train_tiny.sh [--test-videos N]   (STRVOS_TRAIN_THREADS=1 on a machine shared with other jobs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_VIDEOS=40
 if [ "${1:-}" = "--test-videos" ]; then TEST_VIDEOS=$2; fi
+THREADS=()
+if [ -n "${STRVOS_TRAIN_THREADS:-}" ]; then THREADS=(--threads "$STRVOS_TRAIN_THREADS"); fi
 VENV=$(bash "$ROOT/scripts/setup.sh" --print-venv)
 # shellcheck disable=SC1091
 . "$VENV/strvos-env.sh"
@@ -20,13 +23,16 @@ MODEL=strvos_core/assets/models/strvos-synthetic-tiny
 DATA=out/synthetic_eval
 
 train() {  # config, run dir: fresh, resumed, or already finished
-  if ls "$2"/checkpoints/step_* >/dev/null 2>&1; then strvos train --config "$1" --out "$2" --resume
-  else strvos train --config "$1" --out "$2"; fi
+  if ls "$2"/checkpoints/step_* >/dev/null 2>&1; then strvos train --config "$1" --out "$2" --resume "${THREADS[@]}"
+  else strvos train --config "$1" --out "$2" "${THREADS[@]}"; fi
 }
 
-train configs/train/tiny_synthetic.yaml runs/tiny_s1
+train configs/train/tiny_sam2_promptable.yaml runs/tiny_s0
+strvos convert --checkpoint runs/tiny_s0 --out runs/tiny_s0/export
+python -m strvos_core.training.prompt_eval --run runs/tiny_s0 --frames 60 | tee runs/tiny_s0/prompt_eval.txt
+train configs/train/tiny_stage1.yaml runs/tiny_s1
 strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
-train configs/train/tiny_synthetic_stage2.yaml runs/tiny_s2
+train configs/train/tiny_stage2.yaml runs/tiny_s2
 strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
@@ -35,5 +41,5 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-python -m strvos_core.training.model_card --model "$MODEL" --runs runs/tiny_s1 runs/tiny_s2 \
+python -m strvos_core.training.model_card --model "$MODEL" --runs runs/tiny_s0 runs/tiny_s1 runs/tiny_s2 \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS"

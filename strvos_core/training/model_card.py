@@ -90,7 +90,7 @@ The StreamingRVOS architecture (InternViT + Qwen2 + SAM 2 hiera, joined by [SEG]
 random weights on this repository's synthetic referring-video world only. It is the embedded default that the
 demo runs; it knows coloured shapes on a plain background, not the real world.
 
-- Made by: `{TRAIN_COMMAND}` (configs/train/tiny_synthetic.yaml, then tiny_synthetic_stage2.yaml)
+- Made by: `{TRAIN_COMMAND}` (stages {' -> '.join(f['stage'] for f in facts)}; the configs are named in the script)
 - Weights: {weights.name}, float16 (cast to the run dtype on load), {size_mb:.1f} MB with tokenizer and config
 - Tokenizer: the synthetic vocabulary plus the special tokens (tokenizer.json)
 

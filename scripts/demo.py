@@ -54,6 +54,13 @@ def choose_model(requested: str | None) -> str:
     return "random:tiny"
 
 
+def model_folder(model: str) -> Path:
+    """The folder of a model spec (where its model card would be); random builds have none."""
+    from strvos_core.checkpoint import DEFAULT_MODEL_DIR, DEFAULT_MODEL_SPEC
+
+    return DEFAULT_MODEL_DIR if model == DEFAULT_MODEL_SPEC else Path(model)
+
+
 def start_node(model: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     """The node in its own process group (so SIGINT reaches ros2 launch and its child)."""
     topics = [f"image:={CAMERA}/color/image_raw", f"camera_info:={CAMERA}/color/camera_info",
@@ -110,7 +117,7 @@ def main() -> int:
     from strvos_ros.msg import PromptStatus, SegmentationArray
 
     from strvos_core.demo.plan import make_plan
-    from strvos_core.demo.report import DemoRecording, FrameRecord, write_outputs
+    from strvos_core.demo.report import DemoRecording, FrameRecord, model_card_scores, write_outputs
     from strvos_ros.conversions import rgb_msg
 
     t_start = time.monotonic()
@@ -118,7 +125,8 @@ def main() -> int:
     model = choose_model(args.model)
     proc, how = start_node(model, args.out / "node.log")
     # the node's default score threshold (config/segment.yaml), to say on the video why a mask is not trusted
-    recording = DemoRecording(plan, model=model, launcher=how, rate_hz=args.rate, score_threshold=0.5)
+    recording = DemoRecording(plan, model=model, launcher=how, rate_hz=args.rate, score_threshold=0.5,
+                              model_card=model_card_scores(model_folder(model)))
 
     rclpy.init()
     node = rclpy.create_node("strvos_demo_camera")

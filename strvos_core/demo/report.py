@@ -37,6 +37,7 @@ class DemoRecording:
     launcher: str = ""
     rate_hz: float = 15.0
     score_threshold: float | None = None  # the node's, to say why a mask is not trusted
+    model_card: dict | None = None  # model_card_scores() of the model run, when it has a card
 
 
 def score(recording: DemoRecording) -> dict:
@@ -47,7 +48,7 @@ def score(recording: DemoRecording) -> dict:
         end = plan.prompts[i + 1].frame if i + 1 < len(plan.prompts) else plan.num_frames
         clip, _ = plan.locate(change.frame)
         video = plan.videos[clip]
-        gts, preds, answered = [], [], 0
+        gts, preds, answered, placement = [], [], 0, {"on_target": 0, "elsewhere": 0}
         for frame in range(change.frame, end):
             _, t = plan.locate(frame)
             gt = video.labels[t] == change.obj_id
@@ -57,9 +58,13 @@ def score(recording: DemoRecording) -> dict:
             answered += ok
             gts.append(gt)
             preds.append(rec.mask if ok else np.zeros_like(gt))
+            if ok:
+                where = mask_placement(rec.mask, video.labels[t], change.obj_id)
+                if where in placement:
+                    placement[where] += 1
         s = score_expression(np.stack(gts), np.stack(preds))
         segments.append({"prompt": change.text, "frames": end - change.frame, "answered": answered,
-                         "J": s.J, "F": s.F, "J&F": s.JF})
+                         "J": s.J, "F": s.F, "J&F": s.JF, **placement})
     latencies = np.array([r.latency for r in recording.records.values() if r.latency is not None])
     received = len(recording.records)
     return {
@@ -73,9 +78,47 @@ def score(recording: DemoRecording) -> dict:
         "latency_s": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95)),
                       "max": float(latencies.max())} if latencies.size else None,
         "J&F": jf_summary((s["J"], s["F"]) for s in segments),
+        "on_target": sum(s["on_target"] for s in segments),
+        "elsewhere": sum(s["elsewhere"] for s in segments),
+        "answered": sum(s["answered"] for s in segments),
         "segments": segments,
         "prompt_acks": recording.acks,
+        "model_card": recording.model_card,
     }
+
+
+def mask_placement(mask: np.ndarray, labels: np.ndarray, obj_id: int) -> str:
+    """Where a published mask lies: "on_target" (IoU with the named object >= 0.5), "elsewhere" (it covers more
+    of other objects than of the named one), "partial" (neither), "empty"."""
+    if not mask.any():
+        return "empty"
+    target = labels == obj_id
+    inter = int((mask & target).sum())
+    if inter / max(int((mask | target).sum()), 1) >= 0.5:
+        return "on_target"
+    return "elsewhere" if int((mask & (labels > 0) & ~target).sum()) > inter else "partial"
+
+
+def model_card_scores(model_dir: Path) -> dict | None:
+    """The J&F the model card measured on the synthetic test split (scores.json beside the weights), if any."""
+    path = Path(model_dir) / "scores.json"
+    if not path.is_file():
+        return None
+    streaming = json.loads(path.read_text())["streaming"]
+    return {"overall": streaming["overall"], "by_kind": {k: v["JF"] for k, v in streaming["by_kind"].items()}}
+
+
+def verdict(summary: dict) -> str:
+    """One plain sentence on whether the masks were on the named objects."""
+    answered = summary["answered"]
+    if answered == 0:
+        return "**No result came back for any prompt.**"
+    share = summary["on_target"] / answered
+    elsewhere = summary["elsewhere"] / answered
+    if share >= 0.8:
+        return f"The mask was on the named object in {100 * share:.0f} % of the answered frames."
+    return (f"**The mask was on the named object in only {100 * share:.0f} % of the answered frames** "
+            f"(on other objects instead in {100 * elsewhere:.0f} %): this model does not reliably follow the prompt.")
 
 
 def write_outputs(recording: DemoRecording, out_dir: Path) -> dict:
@@ -99,15 +142,24 @@ def write_outputs(recording: DemoRecording, out_dir: Path) -> dict:
 
 def summary_markdown(summary: dict) -> str:
     lat = summary["latency_s"]
-    rows = "\n".join(f"| {s['prompt']} | {s['frames']} | {s['answered']} | {s['J&F']:.3f} |"
-                     for s in summary["segments"])
+    rows = "\n".join(f"| {s['prompt']} | {s['frames']} | {s['answered']} | {s['on_target']} | {s['elsewhere']} | "
+                     f"{s['J&F']:.3f} |" for s in summary["segments"])
+    card = summary.get("model_card")
+    card_line = ""
+    if card:
+        kinds = ", ".join(f"{k} {v:.3f}" for k, v in card["by_kind"].items())
+        card_line = (f"- the model's J&F on the synthetic test split (its model card): **{card['overall']:.3f}** "
+                     f"({kinds})\n")
     return (
         f"# strvos demo\n\nmodel: `{summary['model']}`, started with {summary['launcher']}\n\n"
-        f"- J&F over all prompt segments: **{summary['J&F']['J&F']:.3f}** (J {summary['J&F']['J']:.3f}, "
+        f"{verdict(summary)}\n\n"
+        f"- J&F over all prompt segments of this demo: **{summary['J&F']['J&F']:.3f}** (J {summary['J&F']['J']:.3f}, "
         f"F {summary['J&F']['F']:.3f})\n"
+        + card_line +
         f"- frames played at {summary['camera_rate_hz']:g} Hz: {summary['frames_played']}, with a result: "
         f"{summary['frames_with_result']}, dropped by the node (keep-newest): {summary['frames_dropped']} "
         f"({100 * summary['drop_rate']:.0f} %)\n"
         + (f"- latency image -> result: p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms\n" if lat else "")
-        + f"\n| prompt | frames | answered | J&F |\n|---|---|---|---|\n{rows}\n"
+        + f"\n| prompt | frames | answered | mask on the named object | mask on other objects | J&F |\n"
+        f"|---|---|---|---|---|---|\n{rows}\n"
     )

@@ -39,6 +39,37 @@ def test_perfect_results_score_one_and_drops_are_counted():
     assert dropped["frames_dropped"] == 5 and dropped["J&F"]["J&F"] < 1.0
 
 
+def test_the_summary_says_plainly_where_the_mask_was():
+    """Perfect masks are on the named object; masks of another object are counted as elsewhere, and the summary's
+    first line says the model does not follow the prompt."""
+    from strvos_core.demo.report import mask_placement, summary_markdown
+
+    plan = make_plan(seed=1, clips=1, frames_per_clip=10, width=96, height=72)
+    good = score(_perfect(plan))
+    assert good["on_target"] == good["answered"] == 10 and good["elsewhere"] == 0
+    assert summary_markdown(good).splitlines()[4].startswith("The mask was on the named object in 100 %")
+    wrong = _perfect(plan)
+    for frame, record in wrong.records.items():
+        clip, t = plan.locate(frame)
+        labels = plan.videos[clip].labels[t]
+        others = (labels > 0) & (labels != plan.prompt_at(frame).obj_id)
+        record.mask = others if others.any() else np.zeros_like(others)
+    wrong.model_card = {"overall": 0.2, "by_kind": {"appearance": 0.21}}
+    bad = score(wrong)
+    assert bad["on_target"] == 0 and bad["elsewhere"] > 0
+    text = summary_markdown(bad)
+    assert "**The mask was on the named object in only 0 %" in text and "does not reliably follow" in text
+    assert "(its model card): **0.200** (appearance 0.210)" in text
+    labels = np.zeros((10, 10), np.uint8)
+    labels[:5, :5], labels[5:, 5:] = 1, 2
+    assert mask_placement(labels == 1, labels, 1) == "on_target"
+    assert mask_placement(labels == 2, labels, 1) == "elsewhere"
+    assert mask_placement(np.zeros_like(labels, bool), labels, 1) == "empty"
+    half = np.zeros_like(labels, bool)
+    half[:2, :5] = True  # 10 of the target's 25 pixels, nothing else
+    assert mask_placement(half, labels, 1) == "partial"
+
+
 def test_results_for_a_stale_prompt_do_not_count():
     plan = make_plan(seed=1, clips=1, frames_per_clip=10, width=96, height=72)
     rec = _perfect(plan)

@@ -31,6 +31,7 @@ class Settings:
     input_depth: int = 5
     score_threshold: float = 0.5
     max_prompt_chars: int = 500
+    max_targets: int = 16
     max_rate: float = 0.0
     sync_tolerance: float = 0.02
     sync_max_wait: float = 0.1
@@ -61,6 +62,7 @@ SPECS: dict[str, tuple[bool, Any, str]] = {
     "input_depth": (True, (1, 100), "history depth of the camera subscriptions"),
     "score_threshold": (False, (0.0, 1.0), "a target is TRACKING when its mask is non-empty and score >= this"),
     "max_prompt_chars": (False, (1, 10000), "longer prompts are refused"),
+    "max_targets": (False, (1, 1000), "more targets are refused (each one is a model pass per frame)"),
     "max_rate": (False, (0.0, 1000.0), "process at most this many frames per second (0: as fast as possible)"),
     "sync_tolerance": (False, (0.0, 1.0), "max stamp difference (s) between colour and depth/camera info"),
     "sync_max_wait": (False, (0.0, 2.0), "max time (s) a colour frame waits for its depth"),
@@ -137,5 +139,8 @@ def validate_and_apply(settings: Settings, params: list[Parameter]) -> SetParame
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
     """The run-time settings the pipeline reads (rebuilt whenever a parameter changes)."""
-    return PipelineSettings(settings.score_threshold, settings.max_prompt_chars, settings.pose_min_points,
-                            settings.pose_outlier_mads, settings.pose_min_band, settings.pose_max_eigen_ratio)
+    return PipelineSettings(
+        score_threshold=settings.score_threshold, max_prompt_chars=settings.max_prompt_chars,
+        max_targets=settings.max_targets, pose_min_points=settings.pose_min_points,
+        pose_outlier_mads=settings.pose_outlier_mads, pose_min_band=settings.pose_min_band,
+        pose_max_eigen_ratio=settings.pose_max_eigen_ratio)

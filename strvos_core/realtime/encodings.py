@@ -38,7 +38,7 @@ def check_layout(height: int, width: int, step: int, encoding: str, nbytes: int)
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f"image step {step} is shorter than one {encoding} row of {width} pixels ({row_bytes} bytes)")
-    if nbytes < step * height:
+    if nbytes != step * height:  # sensor_msgs/Image: data holds step x height bytes, no more, no fewer
         raise ValueError(f"image data has {nbytes} bytes, expected step x height = {step * height}")
     return encoding
 

@@ -51,6 +51,7 @@ class PipelineSettings:
 
     score_threshold: float = 0.5      # TRACKING needs a non-empty mask and a score >= this
     max_prompt_chars: int = 500
+    max_targets: int = 16             # more are refused: each target is one more model pass every frame
     pose_min_points: int = 20
     pose_outlier_mads: float = 3.0
     pose_min_band: float = 0.02
@@ -183,6 +184,9 @@ class Pipeline:
             target_id = check_target_id(command.target_id)
             prompt = clean_prompt(command.prompt, self.settings.max_prompt_chars)
             old = self._targets.get(target_id)
+            if old is None and len(self._targets) >= self.settings.max_targets:
+                raise PromptError(f"target {target_id!r} refused: there are already {len(self._targets)} targets, "
+                                  f"the limit (max_targets) is {self.settings.max_targets}; remove one first")
             if old is None:
                 index, self._next_index = self._next_index, self._next_index + 1
             else:

@@ -273,6 +273,19 @@ def test_a_prompt_flood_is_answered_prompt_by_prompt(pipeline):
     assert len(result.targets) == 1 and len(result.applied) == 50
 
 
+def test_targets_beyond_the_limit_are_refused_and_replacing_one_is_not(backend):
+    """Found fuzzing the node (tools/soak.py, issue 15): 1,000 ADDs made 1,000 targets, each a model pass per frame (and two
+    publishers in the node): one frame took minutes. Now the registry holds at most max_targets."""
+    pipeline = Pipeline(PipelineSettings(max_targets=3))
+    acks = [pipeline.submit(AddTarget(f"t{i}", "the red square")) for i in range(1000)]
+    assert [a.accepted for a in acks[:4]] == [True, True, True, False]
+    assert sum(a.accepted for a in acks) == 3 and "limit (max_targets) is 3" in acks[3].message
+    assert pipeline.submit(AddTarget("t1", "the grey table")).accepted  # replacing one adds nothing
+    assert pipeline.submit(RemoveTarget("t0")).accepted and pipeline.submit(AddTarget("t9", "a cup")).accepted
+    pipeline.attach(backend)
+    assert [t.target_id for t in pipeline.process(CameraFrame(scene_rgb())).targets] == ["t1", "t2", "t9"]
+
+
 def test_targets_survive_release_and_attach(pipeline, backend):
     pipeline.submit(AddTarget("mug", "the mug"))
     pipeline.process(CameraFrame(scene_rgb()))

@@ -59,6 +59,7 @@ def test_mono_and_depth_buffers_respect_byte_order():
     [
         ((b"\0" * 105, 5, 7, 21, "yuv422"), "not supported"),
         ((b"\0" * 100, 5, 7, 21, "rgb8"), "expected step x height"),
+        ((b"\0" * 106, 5, 7, 21, "rgb8"), "expected step x height"),  # longer than its fields say: refused too
         ((b"", 0, 7, 21, "rgb8"), "zero size"),
         ((b"\0" * 105, 5, 7, 20, "rgb8"), "shorter than one"),
         ((b"\0" * 10, 100000, 7, 21, "rgb8"), "larger than"),
@@ -196,6 +197,18 @@ def test_prompts_and_ids():
     for bad in ["", "2mug", "a/b", "x" * 64, "with space"]:
         with pytest.raises(PromptError, match="invalid"):
             check_target_id(bad)
+
+
+
+def test_hostile_prompts_and_ids_are_refused_with_short_answers():
+    """Found fuzzing the node (tools/soak.py, issue 15): invalid UTF-8 reached the model as U+FFFD noise (rclpy decodes it so),
+    and a refused 1 MB target id came back whole in the answer and the log."""
+    invalid = b"the red \xff\xfe mug".decode("utf-8", "replace")  # what rclpy makes of the bytes
+    with pytest.raises(PromptError, match="not valid UTF-8"):
+        clean_prompt(invalid, 100)
+    with pytest.raises(PromptError, match="invalid") as refused:
+        check_target_id("x/" * 500_000)
+    assert len(str(refused.value)) < 300 and "1000000 characters" in str(refused.value)
 
 
 def test_rate_and_latency():

@@ -122,6 +122,29 @@ class GroundingModel(nn.Module):
         )
         return masks.float(), ious.float(), object_logits.float()
 
+    def token_masks(self, features: ImageFeatures, tokens: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`predict_mask`'s prompt layout for N tokens at once ([N, 256]: two "not a point" tokens, then the token),
+        without choosing: (logits [N, 3, S/4, S/4], predicted IoUs [N, 3], object score logits [N, 1]). Used only by
+        training from scratch (exemplar prompts, the [SEG] path's stand-in in promptable pre-training)."""
+        sam = self.sam2_model
+        device = features.image_embed.device
+        count = tokens.shape[0]
+        coords = torch.zeros(count, 1, 2, device=device)
+        labels = -torch.ones(count, 1, dtype=torch.int32, device=device)
+        sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        sparse = torch.cat([sparse, tokens.reshape(count, 1, -1).to(sparse.dtype)], dim=1)
+        masks, ious, _, object_logits = sam.sam_mask_decoder(
+            image_embeddings=features.image_embed,
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=features.image_embed.shape[0] != count,
+            high_res_features=features.high_res,
+        )
+        return masks.float(), ious.float(), object_logits.float()
+
     def _three_masks(self, features: ImageFeatures, sparse: torch.Tensor, dense: torch.Tensor):
         """The mask decoder with multimask output: (masks [1, 3, h, w], ious, tokens, object logits)."""
         sam = self.sam2_model

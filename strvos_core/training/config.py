@@ -88,6 +88,11 @@ class LossSection:
     # most salient object" and every [SEG] collapse onto one vector; this gives the LLM a direct, per-expression
     # target (where the object is) that the click-trained decoder already turns into a mask.
     seg_click_weight: float = 0.0
+    # > 0: pull the projected [SEG] prompt toward the target's exemplar token (SAM 2's own image embedding averaged
+    # over the target; normalised MSE, the target detached): what the target looks like to SAM 2, which a decoder
+    # pre-trained on exemplar prompts (data.exemplar_fraction) selects by. For an appearance expression the LLM can
+    # say that from the words; a click token needs it to compute where the target is.
+    seg_exemplar_weight: float = 0.0
     # > 0: the [SEG] state must also say which words its expression holds (multi-label BCE through a linear head
     # used only in training, saved with the checkpoints, never exported). From scratch, a [SEG] state starts ~1%
     # dependent on the expression and the mask loss alone lets it collapse; this keeps it about the expression.
@@ -162,6 +167,7 @@ class DataSection:
     prompts_per_frame: int = 32
     box_fraction: float = 0.25  # of the prompts: boxes (the rest: clicks)
     corrective_fraction: float = 0.5  # of the clicks: followed by a corrective second click
+    exemplar_fraction: float = 0.0  # of the prompts: exemplars (SAM 2's embedding of the object, training/promptable.py)
     answers: tuple[str, ...] = ("Sure, [SEG].", "It is [SEG].", "[SEG].")
 
     def expression_kinds(self) -> tuple[str, ...]:
@@ -262,7 +268,7 @@ def validate(config: TrainConfig) -> None:
          f"lora needs rank >= 1, alpha > 0, 0 <= dropout < 1 (got {lo.rank}, {lo.alpha}, {lo.dropout})")
     need(bool(lo.targets), "lora.targets must name at least one linear layer")
     ls = config.loss
-    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight,
+    need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
              ls.seg_attention_weight, ls.seg_position_weight) >= 0, "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
@@ -284,8 +290,8 @@ def validate(config: TrainConfig) -> None:
     need(d.num_videos >= 1 and d.batch_size >= 1, "data needs num_videos >= 1 and batch_size >= 1")
     need(d.clicks_per_frame >= 0, f"data.clicks_per_frame must be >= 0, got {d.clicks_per_frame}")
     need(d.prompts_per_frame >= 1, f"data.prompts_per_frame must be >= 1, got {d.prompts_per_frame}")
-    need(0.0 <= d.box_fraction <= 1.0 and 0.0 <= d.corrective_fraction <= 1.0,
-         "data.box_fraction and data.corrective_fraction must be in [0, 1]")
+    need(all(0.0 <= f <= 1.0 for f in (d.box_fraction, d.corrective_fraction, d.exemplar_fraction)),
+         "data.box_fraction, data.corrective_fraction and data.exemplar_fraction must be in [0, 1]")
     known_parts = {f.name for f in fields(TrainableSection)}
     need(all(k in known_parts and v > 0 for k, v in o.lr_scales.items()),
          f"optim.lr_scales must map parts of {sorted(known_parts)} to factors > 0, got {o.lr_scales}")

@@ -137,7 +137,7 @@ class SyntheticPool:
             frame = int(rng.integers(len(video.frames)))
             labels = video.labels[frame]
             prompts = sample_prompts(labels, self.config.prompts_per_frame, self.config.box_fraction,
-                                     self.config.corrective_fraction, rng)
+                                     self.config.corrective_fraction, rng, self.config.exemplar_fraction)
             if prompts:
                 return Sample([video.frames[frame]], [], video_index, labels=[labels], attributes=video.attributes,
                               prompts=prompts)

@@ -28,7 +28,7 @@ from strvos_core.training import losses
 from strvos_core.training.attributes import AttributeHead, attribute_targets
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
-from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss
+from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss, exemplar_tokens
 from strvos_core.training.teacher import ExpressionTeacher
 
 
@@ -134,6 +134,7 @@ class TrainingModel(nn.Module):
         logits, targets = [], []
         click_losses: list[torch.Tensor] = []
         seg_click: list[torch.Tensor] = []
+        seg_exemplar: list[torch.Tensor] = []
         seg_words: list[torch.Tensor] = []
         teacher_logits: list[torch.Tensor] = []
         attribute_losses: list[torch.Tensor] = []
@@ -175,6 +176,8 @@ class TrainingModel(nn.Module):
                             distill.append(normalised_mse(out.prompt, teacher_tokens[k].detach()))
                     if self.loss_config.seg_click_weight > 0 and target.masks[t].any():
                         seg_click.append(self.seg_click_loss(out.prompt, target.masks[t]))
+                    if self.loss_config.seg_exemplar_weight > 0 and target.masks[t].any():
+                        seg_exemplar.append(self.seg_exemplar_loss(out.prompt, features[1], target.masks[t]))
                     states[k] = out.seg_hidden.detach()
             self.last_frames.extend(outputs)
         lm = lm_sum / max(lm_tokens, 1)
@@ -190,6 +193,7 @@ class TrainingModel(nn.Module):
             out["loss"] = out["loss"] + self.loss_config.teacher_weight * out["teacher"]
         extra = (("seg_words", seg_words, self.loss_config.seg_words_weight),
                  ("seg_click", seg_click, self.loss_config.seg_click_weight),
+                 ("seg_exemplar", seg_exemplar, self.loss_config.seg_exemplar_weight),
                  ("click", click_losses, self.loss_config.click_weight),
                  ("distill", distill, self.loss_config.teacher_distill_weight),
                  ("attributes", attribute_losses, self.loss_config.attribute_weight),
@@ -265,6 +269,12 @@ class TrainingModel(nn.Module):
         point = torch.tensor(mask_centre(mask)) * size
         with torch.no_grad():
             goal = self.model.grounding_encoder.click_embedding(point)
+        return normalised_mse(prompt[0], goal)
+
+    def seg_exemplar_loss(self, prompt: torch.Tensor, sam, mask: np.ndarray) -> torch.Tensor:
+        """Normalised MSE between the [SEG] prompt token and the target's exemplar token (detached)."""
+        share = low_res_mask(mask, self.model.config, "area")[None]
+        goal = exemplar_tokens(sam.image_embed, share)[0].detach()
         return normalised_mse(prompt[0], goal)
 
     def click_losses(self, sam, clicks: list[Click], frame_hw: tuple[int, int]) -> list[torch.Tensor]:

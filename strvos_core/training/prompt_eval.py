@@ -9,7 +9,8 @@ as the model upsamples its logits (bilinear, threshold 0) and scored against the
 * click best: the best of the three candidates (what the multi-mask loss trains; the click probe's "own");
 * click chosen: the candidate SAM 2's IoU head ranks first (what the [SEG] path keeps);
 * click others: the chosen mask's IoU with the frame's other objects (a mask of "every object" scores high here);
-* box: the single mask SAM 2 gives a box.
+* box: the single mask SAM 2 gives a box;
+* exemplar: the IoU-head-chosen mask for the object's exemplar token (its mean SAM 2 embedding, promptable.py).
 Prompts use the training layout (a leading "not a point" token, as on the [SEG] path).
 """
 from __future__ import annotations
@@ -33,7 +34,9 @@ from strvos_core.training.promptable import (
     MIN_PROMPT_AREA,
     NOT_A_POINT,
     POSITIVE,
+    exemplar_tokens,
 )
+from strvos_core.training.targets import low_res_mask
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,7 +53,8 @@ def evaluate(model, data: DataSection, frames: int = 60, seed: int = 777) -> dic
     grounding = model.grounding_encoder
     size = model.config.grounding.image_size
     pool = SyntheticPool(dataclasses.replace(data, seed=seed, stage="promptable", prompts_per_frame=1))
-    rows: dict[str, list[float]] = {"click_best": [], "click_chosen": [], "click_others": [], "box": []}
+    rows: dict[str, list[float]] = {"click_best": [], "click_chosen": [], "click_others": [], "box": [],
+                                    "exemplar": []}
     for index in range(frames):
         sample = pool.sample(0, 0, 0, index)
         frame, labels = sample.frames[0], sample.labels[0]
@@ -74,14 +78,20 @@ def evaluate(model, data: DataSection, frames: int = 60, seed: int = 777) -> dic
         box_labels = torch.tensor([[NOT_A_POINT, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT]] * len(ids))
         click_logits, click_ious, _ = grounding.prompt_masks(features, torch.tensor(clicks), click_labels)
         box_logits, _, _ = grounding.prompt_masks(features, torch.tensor(boxes), box_labels, multimask=False)
+        shares = torch.stack([low_res_mask(m, model.config, "area") for m in masks])
+        exemplar_logits, exemplar_ious, _ = grounding.token_masks(features, exemplar_tokens(features.image_embed,
+                                                                                             shares))
         click_masks, box_masks = _upsampled(click_logits, height, width), _upsampled(box_logits, height, width)
+        exemplar_masks = _upsampled(exemplar_logits, height, width)
         chosen = click_ious.argmax(dim=1).numpy()
+        exemplar_chosen = exemplar_ious.argmax(dim=1).numpy()
         for i, mask in enumerate(masks):
             others = (labels > 0) & ~mask
             rows["click_best"].append(max(_iou(mask, candidate) for candidate in click_masks[i]))
             rows["click_chosen"].append(_iou(mask, click_masks[i, chosen[i]]))
             rows["click_others"].append(_iou(others, click_masks[i, chosen[i]]) if others.any() else 0.0)
             rows["box"].append(_iou(mask, box_masks[i, 0]))
+            rows["exemplar"].append(_iou(mask, exemplar_masks[i, exemplar_chosen[i]]))
     if not rows["box"]:
         raise ValueError("no held-out frame had a promptable object")
     return {key: float(np.mean(values)) for key, values in rows.items()} | {"objects": len(rows["box"])}
@@ -112,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         model, data, where = load_model(args.model), DataSection(), Path(args.model)
     scores = evaluate(model.eval(), data, args.frames, args.seed)
     print(f"{where}: {scores['objects']} objects of {args.frames} held-out frames (seed {args.seed})")
-    print("| click best | click chosen | click others | box |")
-    print("|---|---|---|---|")
+    print("| click best | click chosen | click others | box | exemplar |")
+    print("|---|---|---|---|---|")
     print(f"| {scores['click_best']:.3f} | {scores['click_chosen']:.3f} | {scores['click_others']:.3f} | "
-          f"{scores['box']:.3f} |")
+          f"{scores['box']:.3f} | {scores['exemplar']:.3f} |")
     return 0
 
 

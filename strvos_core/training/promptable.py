@@ -9,7 +9,12 @@ the synthetic world: per frame, `data.prompts_per_frame` prompts decoded on one 
   one mask (SAM 2 gives a box a single output);
 * a corrective click (`data.corrective_fraction` of the clicks): after the first prediction, a second point at the
   pixel of the largest error region farthest from its border (positive on a missed part, negative on a wrong one),
-  as SAM 2's interactive training adds points; one mask.
+  as SAM 2's interactive training adds points; one mask;
+* an exemplar (`data.exemplar_fraction`; ours, not SAM 2's): a token that says *what* the object looks like, not
+  where it is: SAM 2's own image embedding averaged over the object (each cell weighted by its share of the object),
+  in the [SEG] token's slot (after two "not a point" tokens), three candidates. A [SEG] token can then select by
+  content: for "the red square" the LLM has to say what a red square looks like in SAM 2's feature space
+  (`loss.seg_exemplar_weight`), not compute where it is.
 Every prompt starts with a "not a point" token, the layout of the [SEG] path (two such tokens, then the [SEG]
 token), so the decoder learns on the token layout it will be prompted with.
 Losses per prompt: the reference's BCE + Dice on the low-res logits, and SAM's IoU head trained toward each
@@ -39,15 +44,15 @@ NOT_A_POINT, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
 class Prompt:
     """One prompt on a frame, in frame pixels, and the mask of the object it points at."""
 
-    kind: str  # "click" or "box"
-    points: np.ndarray  # float32 [K, 2] (x, y): one click, or a box's two corners
+    kind: str  # "click", "box" or "exemplar"
+    points: np.ndarray  # float32 [K, 2] (x, y): one click, or a box's two corners (none for an exemplar)
     labels: np.ndarray  # int32 [K]: POSITIVE, or BOX_TOP_LEFT / BOX_BOTTOM_RIGHT
     mask: np.ndarray  # bool [H, W]
     corrective: bool = False  # a click that also gets a corrective second point
 
 
 def sample_prompts(labels: np.ndarray, count: int, box_fraction: float, corrective_fraction: float,
-                   rng: np.random.Generator) -> list[Prompt]:
+                   rng: np.random.Generator, exemplar_fraction: float = 0.0) -> list[Prompt]:
     """`count` prompts over the frame's visible objects (every object once before any twice, then at random)."""
     ids, areas = np.unique(labels[labels > 0], return_counts=True)
     ids = ids[areas >= MIN_PROMPT_AREA]
@@ -58,7 +63,9 @@ def sample_prompts(labels: np.ndarray, count: int, box_fraction: float, correcti
     prompts = []
     for obj_id in chosen:
         mask = labels == obj_id
-        if rng.random() < box_fraction:
+        if exemplar_fraction > 0 and rng.random() < exemplar_fraction:
+            prompts.append(Prompt("exemplar", np.zeros((0, 2), np.float32), np.zeros(0, np.int32), mask))
+        elif rng.random() < box_fraction:
             prompts.append(Prompt("box", jittered_box(mask, rng), np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT],
                                                                               np.int32), mask))
         else:
@@ -166,6 +173,12 @@ class PromptableLoss:
             logits, ious = self._decode(features, [p.points for p in boxes], [p.labels for p in boxes], frame_hw,
                                         multimask=False)
             add(logits, ious, self._goals(boxes), best_of=False)
+        exemplars = [p for p in prompts if p.kind == "exemplar"]
+        if exemplars:
+            goals = self._goals(exemplars)
+            tokens = exemplar_tokens(features.image_embed, goals)
+            logits, ious, _ = self.grounding.token_masks(features, tokens)
+            add(logits, ious, goals, best_of=True)
         if not mask_terms:
             raise ValueError("promptable training needs at least one prompt per frame")
         return {"mask": torch.cat(mask_terms).mean(), "iou": torch.cat(iou_terms).mean(),
@@ -196,3 +209,12 @@ class PromptableLoss:
         iou = (predicted & goal).sum(dim=(2, 3)) / (predicted | goal).sum(dim=(2, 3)).clamp_min(1)
         rows = torch.arange(logits.shape[0])
         return predicted[rows, iou.argmax(dim=1)].numpy()
+
+
+def exemplar_tokens(image_embed: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+    """[1, C, g, g] image embedding, [N, h, w] objects' shares of the low-res cells -> [N, C]: the embedding averaged
+    over each object, every cell weighted by its share of the object (the shares pooled to the embedding's grid)."""
+    weights = F.adaptive_avg_pool2d(shares.to(image_embed.device, image_embed.dtype)[:, None],
+                                    image_embed.shape[-2:])[:, 0].flatten(1)  # [N, g*g]
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    return weights @ image_embed[0].flatten(1).T

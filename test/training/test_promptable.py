@@ -147,3 +147,44 @@ def test_promptable_run_resumes_bit_exactly_and_is_evaluated(micro_config, tmp_p
     assert scores["objects"] > 0
     assert all(0.0 <= scores[k] <= 1.0 for k in ("click_best", "click_chosen", "click_others", "box"))
     assert scores["click_best"] >= scores["click_chosen"]
+
+
+def test_exemplar_tokens_average_the_embedding_over_the_object():
+    from strvos_core.training.promptable import exemplar_tokens
+
+    embed = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
+    shares = torch.zeros(2, 8, 8)
+    shares[0, 0:2, 0:2] = 1.0  # inside embedding cell (0, 0) only
+    shares[1, 0:2, 0:4] = 1.0  # cells (0, 0) and (0, 1), equally
+    tokens = exemplar_tokens(embed, shares)
+    torch.testing.assert_close(tokens[0], embed[0, :, 0, 0])
+    torch.testing.assert_close(tokens[1], embed[0, :, 0, :2].mean(dim=1))
+
+
+def test_exemplar_prompts_train_the_decoder_in_the_seg_slot(micro_config):
+    labels = _labels()
+    prompts = sample_prompts(labels, 8, 0.0, 0.0, np.random.default_rng(0), exemplar_fraction=1.0)
+    assert {p.kind for p in prompts} == {"exemplar"} and all(len(p.points) == 0 for p in prompts)
+    no_exemplars = sample_prompts(labels, 8, 0.3, 0.5, np.random.default_rng(4))
+    again = sample_prompts(labels, 8, 0.3, 0.5, np.random.default_rng(4), exemplar_fraction=0.0)
+    assert [p.kind for p in no_exemplars] == [p.kind for p in again]  # off: the same draws as before the option
+    config = micro_config(data={**PROMPTABLE, "exemplar_fraction": 1.0}, trainable=SAM_ONLY)
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    assert {p.kind for p in sample.prompts} == {"exemplar"}
+    terms = TrainingModel(model, config.loss)([sample])
+    terms["loss"].backward()
+    decoder = model.grounding_encoder.sam2_model.sam_mask_decoder
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder.parameters())
+
+
+def test_seg_exemplar_loss_pulls_the_seg_token_toward_the_targets_exemplar(micro_config):
+    config = micro_config(loss={"seg_exemplar_weight": 1.0, "point_sampling": False},
+                          data={"expressions_per_sample": 2})
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    terms = TrainingModel(model, config.loss)([SyntheticPool(config.data).sample(0, 0, 0, 0)])
+    assert "seg_exemplar" in terms and float(terms["seg_exemplar"].detach()) > 0
+    terms["seg_exemplar"].backward()
+    assert model.text_hidden_fcs[-2].weight.grad.abs().sum() > 0

@@ -18,14 +18,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
                         help="store the weights in this precision (default: as trained); the loader casts them "
                              "to the dtype the model is run in")
+    parser.add_argument("--grounding-only", action="store_true",
+                        help="write SAM 2's weights alone to --out (a .safetensors file) for model.grounding_init: "
+                             "what a stage-0 (promptable) run hands the next stage")
 
 
 def run(args: argparse.Namespace) -> int:
     from strvos_core.errors import StrvosError
-    from strvos_core.training.export import export_checkpoint
+    from strvos_core.training.export import export_checkpoint, export_grounding
 
     try:
-        out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+        if args.grounding_only:
+            out = export_grounding(args.checkpoint, args.out, args.dtype)
+        else:
+            out = export_checkpoint(args.checkpoint, args.out, args.dtype)
     except StrvosError as error:
         print(f"strvos convert: error: {error}", file=sys.stderr)
         return 2

@@ -80,6 +80,10 @@ def build_model(section: ModelSection):
             model.text_hidden_fcs[-2].weight.normal_(0.0, section.prompt_std)
     if section.decoder_attention_init is not None:
         mimetic_attention_init(model.grounding_encoder.sam2_model.sam_mask_decoder, section.decoder_attention_init)
+    if section.grounding_init:
+        from strvos_core.training.export import load_grounding
+
+        load_grounding(model, section.grounding_init)
     model.attach_tokenizer(tokenizer)
     return model
 

@@ -44,6 +44,9 @@ class ModelSection:
     # position (the click's and the image's positional encodings match where they coincide). None keeps PyTorch's
     # init, under which the decoder learned "every object" and not "the clicked one" (training/README.md).
     decoder_attention_init: float | None = None
+    # SAM 2's weights from a stage-0 run (`strvos convert --grounding-only`), loaded over the build: the next stage
+    # starts from a SAM 2 that answers prompts, and the rest of the model from the same seed as stage 0
+    grounding_init: str | None = None
 
 
 @dataclass
@@ -277,6 +280,8 @@ def validate(config: TrainConfig) -> None:
     need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
     need(config.model.decoder_attention_init is None or config.model.decoder_attention_init > 0,
          "model.decoder_attention_init must be > 0")
+    need(config.model.decoder_attention_init is None or config.model.grounding_init is None,
+         "model.decoder_attention_init re-draws the decoder that model.grounding_init loads: drop one of them")
     need(ls.mask_target in ("nearest", "area"), f"loss.mask_target must be 'nearest' or 'area', got {ls.mask_target!r}")
     need(ls.num_points >= 1 and ls.oversample_ratio >= 1.0 and 0.0 <= ls.importance_sample_ratio <= 1.0,
          "loss needs num_points >= 1, oversample_ratio >= 1 and importance_sample_ratio in [0, 1]")

@@ -26,3 +26,47 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str | 
     model = checkpointing.load_model(resolve_checkpoint(checkpoint))
     merge_lora(model)
     return save_checkpoint(model, model.tokenizer, out_dir, dtype)
+
+
+GROUNDING_PREFIX = "grounding_encoder."
+
+
+def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | None = None) -> Path:
+    """SAM 2 alone (the `grounding_encoder.*` weights) of a training checkpoint -> one safetensors file, with the
+    grounding config as metadata: what a stage-0 run hands the next stage (`model.grounding_init`), small enough to
+    keep in the repository (the LLM and ViT of a stage-0 run are untrained and rebuilt from the seed)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    model = checkpointing.load_model(resolve_checkpoint(checkpoint))
+    cast = getattr(torch, dtype) if dtype else None
+    state = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_file), metadata={"grounding": json.dumps(model.config.grounding.__dict__)})
+    return out_file
+
+
+def load_grounding(model, path: str | Path) -> None:
+    """Overwrite `model`'s SAM 2 with an `export_grounding` file (cast to the model's dtype); the SAM 2 configs
+    must match."""
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise StrvosError(f"model.grounding_init: {path} does not exist")
+    with safe_open(str(path), "pt") as handle:
+        saved = json.loads((handle.metadata() or {}).get("grounding", "null"))
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    if saved != json.loads(json.dumps(model.config.grounding.__dict__)):
+        raise StrvosError(f"model.grounding_init: {path} holds SAM 2 of config {saved}, the model's is "
+                          f"{model.config.grounding.__dict__}")
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
+    if set(state) != set(own):
+        raise StrvosError(f"model.grounding_init: {path} does not hold this model's SAM 2 weights")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)

@@ -188,3 +188,25 @@ def test_seg_exemplar_loss_pulls_the_seg_token_toward_the_targets_exemplar(micro
     assert "seg_exemplar" in terms and float(terms["seg_exemplar"].detach()) > 0
     terms["seg_exemplar"].backward()
     assert model.text_hidden_fcs[-2].weight.grad.abs().sum() > 0
+
+
+def test_stage_0_hands_sam2_alone_to_the_next_stage(micro_config, tmp_path):
+    """`strvos convert --grounding-only` writes SAM 2's weights; `model.grounding_init` loads them over a build of
+    the same seed, so the next stage has stage 0's SAM 2 and the LLM stage 0 started from."""
+    from strvos_core.cli.main import main
+
+    config = micro_config(data=PROMPTABLE, trainable=SAM_ONLY, model={"decoder_attention_init": 1.0},
+                          run={"steps": 1})
+    train(config, tmp_path / "s0", progress=False)
+    out = tmp_path / "sam2.safetensors"
+    assert main(["convert", "--checkpoint", str(tmp_path / "s0"), "--out", str(out), "--grounding-only"]) == 0
+    trained = checkpointing.load_model(checkpointing.list_checkpoints(tmp_path / "s0")[-1])
+    nxt = build_model(micro_config(model={"grounding_init": str(out)}).model)
+    mine, theirs = nxt.state_dict(), trained.state_dict()
+    for key in mine:
+        assert torch.equal(mine[key], theirs[key]), key  # SAM 2 loaded, the rest rebuilt from the same seed
+    with pytest.raises(StrvosError, match="grounding_init"):
+        micro_config(model={"grounding_init": str(out), "decoder_attention_init": 1.0})
+    other = micro_config(model={"grounding_init": str(out), "overrides": {"grounding": {"image_size": 160}}})
+    with pytest.raises(StrvosError, match="config"):
+        build_model(other.model)

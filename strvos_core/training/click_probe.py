@@ -37,7 +37,7 @@ from strvos_core.training.ceiling import round_trip
 from strvos_core.training.click_baseline import ClickUNet
 from strvos_core.training.config import LossSection, TrainConfig
 from strvos_core.training.data import Click, Sample, SyntheticPool
-from strvos_core.training.promptable import NOT_A_POINT, POSITIVE
+from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, sample_prompts
 
 
 @dataclasses.dataclass
@@ -126,6 +126,7 @@ class UNetClicks:
 
 
 LEARNERS = ("sam2", "oracle", "unet", "unet-full")
+EVAL_CLICKS = 8  # more than a synthetic frame has objects
 
 
 class ClickProbe:
@@ -154,8 +155,11 @@ class ClickProbe:
                                            weight_decay=self.config.optim.weight_decay)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup))
         self.train_pool = SyntheticPool(self.config.data)
-        self.held_out = SyntheticPool(dataclasses.replace(self.config.data, seed=self.config.data.seed + 1))
+        # every visible object of a held-out frame clicked once, whatever the training clicks: one evaluation set
+        self.held_out = SyntheticPool(dataclasses.replace(self.config.data, seed=self.config.data.seed + 1,
+                                                          clicks_per_frame=EVAL_CLICKS))
         self.size = self.model.config.grounding.image_size
+        self.clicks_per_frame = clicks_per_frame
 
     def _encode(self, sample: Sample):
         return self.learner.encode(image_processing.sam2_image(sample.frames[0], self.size), sample.labels[0])
@@ -166,11 +170,14 @@ class ClickProbe:
         return torch.tensor([[c.x * self.size / width, c.y * self.size / height] for c in clicks])
 
     def train_step(self, step: int) -> float | None:
-        """One frame's clicks; None when the frame had no clickable object."""
+        """One frame's `clicks_per_frame` clicks (every visible object once, then objects again at random: SAM 2
+        decodes many prompts per image encoding); None when the frame had no clickable object."""
         sample = self.train_pool.sample(step, 0, 0, 0)
-        if not sample.clicks or not sample.clicks[0]:
+        rng = np.random.default_rng([self.config.data.seed, step, 7])
+        clicks = [Click(float(p.points[0, 0]), float(p.points[0, 1]), p.mask) for p in
+                  sample_prompts(sample.labels[0], self.clicks_per_frame, 0.0, 0.0, rng)]
+        if not clicks:
             return None
-        clicks = sample.clicks[0]
         candidates = self.learner.candidates(self._encode(sample), self._points(sample, clicks))
         side = candidates.shape[-1]
         goals = torch.stack([F.interpolate(torch.from_numpy(c.mask.astype(np.float32))[None, None], size=(side, side),
@@ -284,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                              "plain conv baseline (click as an input channel) at SAM 2's logits size; unet-full: the same at the "
                              "input size (whether the data allow more than that grid)")
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps (one frame each)")
-    parser.add_argument("--clicks", type=int, default=4, help="clicks per training frame")
+    parser.add_argument("--clicks", type=int, default=4,
+                        help="clicks per training frame (every visible object once, then again at random)")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     parser.add_argument("--encoder-lr-scale", type=float, default=1.0,
                         help="SAM 2 image encoder's learning rate relative to --lr")

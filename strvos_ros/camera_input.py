@@ -5,7 +5,10 @@ The camera topics are created by the node (remappings, QoS overrides and graph i
 waited on and taken by a thread of their own (subscription_thread.py), which only checks messages on receipt
 (a malformed one must never displace a good frame waiting for the worker), matches them
 (realtime.sync.ApproximateTimeMatcher) and puts the match in a keep-newest slot (older ones are dropped and
-counted): the worker is never more than one frame plus one inference behind the camera.
+counted): the worker is never more than one frame plus one inference behind the camera. Every camera topic is
+taken as CDR bytes and parsed here, so bytes that hold no message are counted as bad input (rclpy would drop
+them without a word). The camera's liveness (realtime.camera_watch: LIVE, STALE, LOST) is watched here too: a
+camera that was LOST and comes back is a new stream (stamp matching and the targets' video state restart).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from strvos_core.realtime.camera_watch import CameraReport, CameraState, CameraWatch, Resumed
 from strvos_core.realtime.encodings import check_layout
 from strvos_core.realtime.latest_slot import LatestSlot
 from strvos_core.realtime.sync import ApproximateTimeMatcher
@@ -58,6 +62,7 @@ class CameraInput:
         self._matcher: ApproximateTimeMatcher | None = None
         self.topics: list[str] = []
         self.last_image: float | None = None  # monotonic time of the last good colour image
+        self.watch = CameraWatch(timeout=1.0)  # its timeout follows the camera_timeout parameter (start, check)
 
     # ------------------------------------------------------------------ start / stop (lifecycle thread)
     def start(self, settings: Settings) -> None:
@@ -68,17 +73,19 @@ class CameraInput:
         qos = QoSProfile(depth=settings.input_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
         self._thread = SubscriptionThread(self._node.context, "strvos-camera", self._thread_error)
         if settings.compressed_input:
-            self._subscribe(CompressedImage, "image/compressed", self._on_image, qos, "image")
+            self._subscribe(CompressedImage, "image/compressed", self._on_image, qos, "image", "colour image")
         else:
-            self._subscribe(Image, "image", self._on_image, qos, "image", raw_as="colour image")
+            self._subscribe(Image, "image", self._on_image, qos, "image", "colour image")
         if settings.use_depth:
-            self._subscribe(Image, "depth", self._on_depth, qos, "depth", raw_as="depth image")
+            self._subscribe(Image, "depth", self._on_depth, qos, "depth", "depth image")
             self._subscribe(CameraInfo, "camera_info", lambda m: self._on_secondary("color_info", m), qos,
-                            "color_info")
+                            "color_info", "camera_info")
             self._subscribe(CameraInfo, "depth_camera_info", lambda m: self._on_secondary("depth_info", m), qos,
-                            "depth_info")
+                            "depth_info", "camera_info")
         self.topics = [subscription.topic_name for subscription in self._subscriptions]
         self.last_image = None
+        self.watch.timeout = settings.camera_timeout
+        self.watch.reset()
         self._slot.reopen()
         self._thread.start()
 
@@ -103,20 +110,26 @@ class CameraInput:
             unmatched = self._matcher.dropped_primary if self._matcher else 0
         return self._slot.dropped + unmatched
 
-    def _subscribe(self, msg_type, topic: str, callback, qos, stage: str, raw_as: str | None = None) -> None:
-        """raw_as: take the CDR bytes (no Python message built by rclpy) and parse them with cdr.parse_image;
-        unreadable bytes are bad input of that kind. Every callback is timed (stage.<stage>_*)."""
+    def _subscribe(self, msg_type, topic: str, callback, qos, stage: str, what: str) -> None:
+        """Take the CDR bytes and parse them here: Images with cdr.parse_image (no Python message built by rclpy),
+        the rest with rclpy's deserialiser; unreadable bytes are bad input of kind ``what``. Every callback is
+        timed (stage.<stage>_*)."""
         health = self._health
+        if msg_type is Image:
+            def parse(data):
+                return cdr.parse_image(data, what)
+        else:
+            def parse(data):
+                return cdr.parse_message(data, msg_type, what)
 
         def timed(msg, info):
             started = time.thread_time()
             try:
-                if raw_as is not None:
-                    try:
-                        msg = cdr.parse_image(msg, raw_as)
-                    except ValueError as exc:
-                        health.bad_input(raw_as, str(exc))
-                        return
+                try:
+                    msg = parse(msg)
+                except ValueError as exc:
+                    health.bad_input(what, str(exc))
+                    return
                 self._record_arrival(stage, info)
                 if stage == "image":
                     callback(msg, info.get("received_timestamp") or time.time_ns())
@@ -127,7 +140,7 @@ class CameraInput:
 
         subscription = self._node.create_subscription(
             msg_type, topic, timed, qos, callback_group=self._group, event_callbacks=health.subscription_events(topic),
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(), raw=raw_as is not None)
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(), raw=True)
         self._subscriptions.append(subscription)
         self._thread.add(subscription, timed)
 
@@ -155,11 +168,18 @@ class CameraInput:
         except ValueError as exc:
             self._health.bad_input("colour image", str(exc))
             return
+        try:
+            stamp = conversions.stamp_seconds(msg.header)
+        except ValueError as exc:
+            self._health.bad_input("stamp", f"colour image: {exc}")
+            return
         if self.last_image is None:
             size = "compressed" if isinstance(msg, CompressedImage) else f"{msg.width}x{msg.height} {msg.encoding}"
             self._node.get_logger().info(f"first image received on {self.topics[0]} ({size})")
         self.last_image = now
-        stamp = conversions.stamp_seconds(msg.header)
+        resumed = self.watch.image(now)
+        if resumed is not None:
+            self._camera_back(resumed)
         with self._sync_lock:
             backwards, resets = self._matcher.backwards, self._matcher.resets
             matches = self._matcher.push_primary(stamp, (msg, now, received_ns), now)
@@ -168,6 +188,7 @@ class CameraInput:
         if went_back:
             self._health.bad_input("stamp", f"colour stamp {stamp:.3f} went backwards: frame dropped")
         if jumped:
+            self._health.count("time_jumps")
             self._health.warn("time_jump", "stamps jumped back in time (bag loop?): restarting the video state")
             self._on_time_jump()
         self._hand_over(matches)
@@ -184,12 +205,20 @@ class CameraInput:
 
     def _on_secondary(self, name: str, msg) -> None:
         now = time.monotonic()
+        try:
+            stamp = conversions.stamp_seconds(msg.header)
+        except ValueError as exc:
+            self._health.bad_input("stamp", f"{name}: {exc}")
+            return
         with self._sync_lock:
-            backwards = self._matcher.backwards
-            matches = self._matcher.push(name, conversions.stamp_seconds(msg.header), msg, now)
-            went_back = self._matcher.backwards > backwards
+            backwards, resets = self._matcher.backwards, self._matcher.resets
+            matches = self._matcher.push(name, stamp, msg, now)
+            went_back, jumped = self._matcher.backwards > backwards, self._matcher.resets > resets
         if went_back:
             self._health.bad_input("stamp", f"{name} stamp went backwards: message dropped")
+        if jumped:  # matching restarts; the video state follows the colour stream's own jumps only
+            self._health.count("time_jumps")
+            self._health.warn("time_jump", f"{name} stamps jumped back in time: stamp matching restarted")
         self._hand_over(matches)
 
     def _hand_over(self, matches) -> None:
@@ -201,6 +230,34 @@ class CameraInput:
             self._health.stages.add("sync_wait", now - received)
             if self._slot.put(job):
                 self._health.count("dropped_frames")
+
+    # ------------------------------------------------------------------ liveness
+    def _camera_back(self, resumed: Resumed) -> None:
+        """A good colour image after a gap (camera thread): a camera that was LOST is a new stream."""
+        self._health.count("camera_recovered")
+        topic = self.topics[0] if self.topics else "image"
+        if resumed.new_stream:
+            with self._sync_lock:
+                self._matcher.reset()
+            self._on_time_jump()
+            self._node.get_logger().info(f"camera back on {topic} after {resumed.after:.1f} s without images (it "
+                                         "was LOST): a new stream, stamp matching and the video state restart")
+        else:
+            self._node.get_logger().info(f"camera back on {topic} after {resumed.after:.1f} s without images")
+
+    def check(self, now: float) -> CameraReport:
+        """The camera's state now (executor thread: the diagnostics timer); changes are logged and counted."""
+        publishers = self._subscriptions[0].get_publisher_count() if self._subscriptions else 0
+        self.watch.timeout = self._node.settings.camera_timeout  # a parameter: may change at run time
+        report = self.watch.check(now, publishers)
+        if report.changed and report.state in (CameraState.STALE, CameraState.LOST):
+            self._health.count(f"camera_{report.state.value.lower()}")
+            topic = self.topics[0] if self.topics else "image"
+            why = "its publisher is still there" if publishers else "no publisher is left on it"
+            self._node.get_logger().warning(
+                f"camera {report.state.value}: no image on {topic} for {report.image_age:.1f} s and {why}; "
+                f"masks and poses are not updated until it comes back")
+        return report
 
     # ------------------------------------------------------------------ the worker's side
     def take(self) -> Job | None:

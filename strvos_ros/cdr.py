@@ -123,9 +123,15 @@ def parse_image(serialized: bytes, what: str = "image") -> RawImage | Image:
 
 
 def _deserialize(serialized: bytes, what: str) -> Image:
+    return parse_message(serialized, Image, what)
+
+
+def parse_message(serialized: bytes, msg_type, what: str):
+    """rclpy's message of ``msg_type`` from CDR bytes; ValueError when they do not hold one. A subscription taken
+    raw and parsed here counts what rclpy would drop without a word (the middleware cannot deserialise it)."""
     try:
-        return deserialize_message(bytes(serialized), Image)
-    except Exception as exc:  # rclpy raises RuntimeError / UnicodeDecodeError / ... on malformed data
+        return deserialize_message(bytes(serialized), msg_type)
+    except Exception as exc:  # rclpy raises RMWError / RuntimeError / UnicodeDecodeError / ... on malformed data
         raise ValueError(f"serialized {what} could not be deserialised: {exc}") from None
 
 

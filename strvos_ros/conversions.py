@@ -29,6 +29,9 @@ from strvos_ros.cdr import RawImage
 
 
 def stamp_seconds(header: Header) -> float:
+    """The stamp in seconds; ValueError for a stamp that is no time (nanosec must be below 1e9)."""
+    if header.stamp.nanosec >= 1_000_000_000:
+        raise ValueError(f"stamp nanosec {header.stamp.nanosec} is not below 1e9: not a time")
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 

@@ -2,11 +2,14 @@
 
 Bad input is never a crash: it is counted by kind (bad_input.<kind>), logged at most once per warn_throttle
 seconds per kind, and reported on /diagnostics with the rates, latencies and per-stage times a user or the
-benchmark (tools/benchmark_node.py reads stage.*) needs to see where the time goes.
+benchmark (tools/benchmark_node.py reads stage.*) needs to see where the time goes, the camera's liveness
+(camera_watch: LIVE / STALE / LOST, also a status of its own) and the Python heap's allocated blocks
+(python_heap_blocks: what tools/soak.py watches for leaks; sys.getallocatedblocks, ~0.2 ms).
 """
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from std_msgs.msg import Header
 
+from strvos_core.realtime.camera_watch import CameraReport, CameraState
 from strvos_core.realtime.pipeline import TargetStatus
 from strvos_core.realtime.stats import LatencyStats, RateMeter, StageStats
 from strvos_ros import visuals
@@ -85,7 +89,8 @@ class NodeHealth:
                   f"{info.last_policy_kind})")
 
     # ------------------------------------------------------------------ /diagnostics
-    def diagnostics(self, stamp, node_name: str, dropped: int, targets: list[TargetStatus]) -> DiagnosticArray:
+    def diagnostics(self, stamp, node_name: str, dropped: int, targets: list[TargetStatus],
+                    camera: CameraReport | None = None) -> DiagnosticArray:
         now = time.monotonic()
         latency, inference, overhead = self.latency.summary(), self.inference.summary(), self.overhead.summary()
         with self._lock:
@@ -102,13 +107,22 @@ class NodeHealth:
             "frames_received": self.input_rate.total, "frames_processed": self.frames,
             "dropped_frames": dropped,
             **{key: value for key, value in sorted(counts.items()) if key != "dropped_frames"},
+            "python_heap_blocks": sys.getallocatedblocks(),
         }
         problems = []
+        if camera is not None:
+            values["camera_state"] = camera.state.value
+            values["camera_image_age_s"] = -1.0 if camera.image_age is None else camera.image_age
+            values["camera_publishers"] = camera.publishers
+            if camera.state in (CameraState.STALE, CameraState.LOST):
+                problems.append(f"camera {camera.state.value}")
         if self.input_rate.rate(now) == 0.0:
             problems.append("no camera frames")
         if counts.get("bad_input"):
             problems.append(f"{counts['bad_input']} bad inputs")
         statuses = [visuals.pipeline_status(node_name, values, problems)]
+        if camera is not None:
+            statuses.append(visuals.camera_status(node_name, camera))
         for target in targets:
             statuses.append(visuals.target_status(node_name, target.target_id, target.prompt, target.state,
                                                   target.score, target.frames_since_seen))

@@ -42,8 +42,8 @@ from strvos_core import backends
 from strvos_core.realtime.commands import DEFAULT_TARGET, CommandAck, ResetTracking, SetPrompt
 from strvos_core.realtime.memory import keep_freed_memory
 from strvos_core.realtime.pipeline import CameraFrame, Pipeline
-from strvos_core.realtime.prompts import PromptError
-from strvos_ros import conversions, parameters
+from strvos_core.realtime.prompts import PromptError, quoted
+from strvos_ros import cdr, conversions, parameters
 from strvos_ros.camera_input import CameraInput, Job
 from strvos_ros.health import NodeHealth
 from strvos_ros.outputs import Outputs
@@ -149,9 +149,11 @@ class StrvosNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         for msg_type, topic, callback in ((String, "/strvos/prompt", self._on_prompt),
                                           (TargetCommand, "~/targets", self._on_target_command)):
+            # Taken as bytes and parsed in the callback: bytes that hold no message are answered and counted
+            # (rclpy would drop them without a word).
             self._io_entities.append(self.create_subscription(
-                msg_type, topic, callback, PROMPT_QOS, callback_group=self._io_group,
-                event_callbacks=self.health.subscription_events(topic), qos_overriding_options=overrides))
+                msg_type, topic, self._parsed(msg_type, callback), PROMPT_QOS, callback_group=self._io_group,
+                event_callbacks=self.health.subscription_events(topic), qos_overriding_options=overrides, raw=True))
         self._io_entities.append(self.create_service(SetTarget, "~/set_target", self._on_set_target,
                                                      callback_group=self._io_group))
         self._io_entities.append(self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
@@ -176,6 +178,20 @@ class StrvosNode(LifecycleNode):
         self._camera.clear()
 
     # ------------------------------------------------------------------ prompts and targets (executor thread)
+    def _parsed(self, msg_type, callback):
+        """A raw subscription's callback: the CDR bytes parsed into ``msg_type``, or refused on ~/status and
+        counted as bad input of kind 'prompt'."""
+        def on_bytes(data: bytes) -> None:
+            try:
+                msg = cdr.parse_message(data, msg_type, msg_type.__name__)
+            except ValueError as exc:
+                self.health.count("refused_prompts")
+                self.health.bad_input("prompt", str(exc))
+                self._outputs.status(Header(stamp=self.get_clock().now().to_msg()), self._pipeline.refuse(str(exc)))
+                return
+            callback(msg)
+        return on_bytes
+
     def _on_prompt(self, msg: String) -> None:
         self._answer(TargetCommand.ADD, DEFAULT_TARGET, msg.data)
 
@@ -198,7 +214,7 @@ class StrvosNode(LifecycleNode):
             self.get_logger().info(ack.message)
         else:
             self.health.count("refused_prompts")
-            self.health.warn("prompt", f"prompt refused ({target_id!r}): {ack.message}")
+            self.health.warn("prompt", f"prompt refused ({quoted(target_id)}): {ack.message}")
         self._outputs.status(Header(stamp=self.get_clock().now().to_msg()), ack, action, target_id, prompt)
         return ack
 
@@ -269,6 +285,11 @@ class StrvosNode(LifecycleNode):
             return CameraFrame(rgb)
         return CameraFrame(rgb, depth, conversions.intrinsics(job.color_info))
 
+    def callback_failed(self, exc: BaseException) -> None:
+        """An exception escaped an executor callback (spin_guarded): counted and logged; the node goes on."""
+        self.health.count("callback_errors")
+        self.health.warn("callback", f"a callback failed: {exc!r}\n" + "".join(traceback.format_exception(exc, limit=4)))
+
     # ------------------------------------------------------------------ diagnostics (timer, executor thread)
     def _publish_diagnostics(self) -> None:
         now, activated = time.monotonic(), self._activated
@@ -279,7 +300,22 @@ class StrvosNode(LifecycleNode):
                              f"publishing there? `ros2 topic info -v {topic}` lists its publishers and their QoS)")
         self._outputs.diagnostics(self.health.diagnostics(
             self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self._camera.dropped,
-            self._pipeline.targets()))
+            self._pipeline.targets(), self._camera.check(now)))
+
+
+def spin_guarded(executor, context, on_error) -> None:
+    """executor.spin(), except that an exception escaping one callback (or one take) is handed to ``on_error``
+    and the node goes on: no message, request or timer can end the process (rclpy's spin() re-raises it).
+    Returns when the context shuts down (Ctrl-C)."""
+    while context.ok():
+        try:
+            executor.spin_once()
+        except ExternalShutdownException:
+            return
+        except Exception as exc:
+            if not context.ok():
+                break
+            on_error(exc)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -304,7 +340,7 @@ def main(args: list[str] | None = None) -> None:
             node.get_logger().error("autostart failed (see above); exiting")
             exit_code = 1
         else:
-            executor.spin()
+            spin_guarded(executor, node.context, node.callback_failed)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -30,6 +30,7 @@ from strvos_ros import cdr, conversions, visuals
 from strvos_ros.health import NodeHealth
 from strvos_ros.parameters import Settings
 
+ECHO_CHARS = 200  # a refused request's id and prompt are echoed on ~/status this far (a hostile one may be 1 MB)
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 TOPICS = [("~/mask", Image, 5), ("~/segmentation", SegmentationArray, 5), ("~/overlay", Image, 2),
           ("~/markers", MarkerArray, 5), ("~/status", PromptStatus, 100), ("/diagnostics", DiagnosticArray, 10)]
@@ -79,7 +80,7 @@ class Outputs:
             return
         publisher.publish(PromptStatus(
             header=header, action=conversions.action_of(ack.command, action if 0 <= action < 256 else 0),
-            target_id=ack.target_id or target_id, prompt=ack.prompt if ack.accepted else prompt[:200],
+            target_id=(ack.target_id or target_id)[:ECHO_CHARS], prompt=ack.prompt if ack.accepted else prompt[:ECHO_CHARS],
             accepted=ack.accepted, applied=ack.applied, frame_index=ack.frame_index, message=ack.message,
             active_targets=ack.active_targets))
 

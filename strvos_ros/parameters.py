@@ -43,6 +43,7 @@ class Settings:
     pose_min_band: float = 0.02
     pose_max_eigen_ratio: float = 0.7
     diagnostics_period: float = 1.0
+    camera_timeout: float = 1.0
     warn_throttle: float = 5.0
 
 
@@ -74,6 +75,8 @@ SPECS: dict[str, tuple[bool, Any, str]] = {
     "pose_min_band": (False, (0.0, 10.0), "never reject depth within this distance (m) of the median"),
     "pose_max_eigen_ratio": (False, (0.01, 0.99), "orientation valid when eigenvalue ratios are below this"),
     "diagnostics_period": (True, (0.05, 60.0), "seconds between /diagnostics messages"),
+    "camera_timeout": (False, (0.05, 3600.0), "no colour image for this long (s): the camera is STALE on "
+                       "/diagnostics (LOST when its publisher is gone too)"),
     "warn_throttle": (False, (0.0, 3600.0), "seconds between repeated warnings of one kind"),
 }
 

@@ -27,14 +27,15 @@ from rclpy.subscription import Subscription
 from strvos_ros.rclpy_private import TakeWaitSet, ThreadTakenGroup
 
 WAIT_NS = 500_000_000  # longest wait without news: a context shut down under the thread is noticed within it
+RETRY_S = 0.05  # pause after a failed wait before the next
 
 __all__ = ["SubscriptionThread", "ThreadTakenGroup"]
 
 
 class SubscriptionThread:
     """Waits on a fixed set of subscriptions and calls ``callback(message, message_info)`` for each message
-    taken, on one thread, in arrival order per subscription. An exception in a callback goes to ``on_error``
-    and the thread goes on (one bad message must not silence the camera)."""
+    taken, on one thread, in arrival order per subscription. An exception in a callback, a take or a wait goes to
+    ``on_error`` and the thread goes on (one bad message must not silence the camera)."""
 
     def __init__(self, context: Context, name: str, on_error: Callable[[BaseException], None]) -> None:
         self._context = context
@@ -73,17 +74,25 @@ class SubscriptionThread:
     def _run(self) -> None:
         try:
             wait_set = TakeWaitSet(self._context, [subscription for subscription, _ in self._entries], self._wake)
-            while not self._stop.is_set() and self._context.ok():
-                messages, events = wait_set.wait(WAIT_NS)  # releases the GIL while waiting
-                if self._stop.is_set():
-                    return
-                for event, data in events:
-                    self._call(event.callback, data)
-                for index, message, info in messages:
-                    self._call(self._entries[index][1], message, info)
-        except Exception as exc:  # the wait itself failed: unless shutting down, say so (the thread ends)
+        except Exception as exc:  # cannot wait at all (the context is going away): say so, unless stopping
             if not self._stop.is_set() and self._context.ok():
                 self._on_error(exc)
+            return
+        while not self._stop.is_set() and self._context.ok():
+            try:
+                messages, events = wait_set.wait(WAIT_NS)  # releases the GIL while waiting
+            except Exception as exc:  # a wait or a take failed: say so and go on (the camera must not go silent)
+                if self._stop.is_set() or not self._context.ok():
+                    return
+                self._on_error(exc)
+                self._stop.wait(RETRY_S)  # no busy loop if it keeps failing
+                continue
+            if self._stop.is_set():
+                return
+            for event, data in events:
+                self._call(event.callback, data)
+            for index, message, info in messages:
+                self._call(self._entries[index][1], message, info)
 
     def _call(self, callback: Callable, *args: Any) -> None:
         try:

@@ -7,6 +7,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
+from strvos_core.realtime.camera_watch import CameraReport, CameraState
 from strvos_core.realtime.tracking import TrackingState
 
 
@@ -43,6 +44,21 @@ def pipeline_status(node_name: str, values: dict, problems: list[str]) -> Diagno
     level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
     return DiagnosticStatus(level=level, name=f"{node_name}: pipeline", hardware_id="strvos",
                             message="; ".join(problems) or "ok", values=_pairs(values))
+
+
+CAMERA_LEVELS = {CameraState.LIVE: DiagnosticStatus.OK, CameraState.WAITING: DiagnosticStatus.WARN,
+                 CameraState.STALE: DiagnosticStatus.WARN, CameraState.LOST: DiagnosticStatus.ERROR}
+
+
+def camera_status(node_name: str, camera: CameraReport) -> DiagnosticStatus:
+    """'<node>: camera': LIVE (OK), WAITING or STALE (WARN), LOST (ERROR: no image and no publisher)."""
+    age = "never" if camera.image_age is None else f"{camera.image_age:.1f} s ago"
+    return DiagnosticStatus(
+        level=CAMERA_LEVELS[camera.state], name=f"{node_name}: camera", hardware_id="strvos",
+        message=f"{camera.state.value}: last image {age}, {camera.publishers} publisher(s)",
+        values=_pairs({"state": camera.state.value, "image_age_s": -1.0 if camera.image_age is None
+                       else float(camera.image_age), "publishers": camera.publishers}),
+    )
 
 
 def target_status(node_name: str, target_id: str, prompt: str, state: TrackingState, score: float,

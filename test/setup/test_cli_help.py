@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["scripts/demo.py", "tools/benchmark_core.py", "tools/benchmark_node.py"]
+SCRIPTS = ["scripts/demo.py", "tools/benchmark_core.py", "tools/benchmark_node.py", "tools/soak.py",
+           "tools/reliability/driver.py"]
 
 
 def undocumented(parser: argparse.ArgumentParser, prefix: str) -> list[str]:

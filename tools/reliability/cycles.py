@@ -43,7 +43,7 @@ def graph(rig: Rig, name: str = NODE) -> tuple[int, int]:
 
 
 def run(node: LaunchedNode, rig: Rig, cycles: int, rate: float = 15.0, frames_per_cycle: int = 3,
-        settle_s: float = 1.5) -> Outcome:
+        settle_s: float = 1.5, progress: bool = False) -> Outcome:
     out = Outcome("lifecycle")
     started = time.monotonic()
     camera = Camera(rig, rate)
@@ -69,6 +69,8 @@ def run(node: LaunchedNode, rig: Rig, cycles: int, rate: float = 15.0, frames_pe
             row.update(_held(node, rig, "active", out.table[0] if out.table else None))
             row["heap_blocks_active"] = int(number(values, "python_heap_blocks"))
             out.table.append(row)
+            if progress:
+                print("     " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     finally:
         camera.stop()
     return _finish(out, node, started)

@@ -15,7 +15,7 @@ DRAIN_S = 3.0        # no new answer for this long after the last frame: the nod
 
 
 def run(node: LaunchedNode, rig: Rig, frames: int, rate: float, sample_every: int = 500,
-        prompt_every: int = 100, churn_every: int = 1000) -> Outcome:
+        prompt_every: int = 100, churn_every: int = 1000, progress: bool = False) -> Outcome:
     out = Outcome("soak")
     started = time.monotonic()
     pid = node.find_pid()
@@ -44,6 +44,8 @@ def run(node: LaunchedNode, rig: Rig, frames: int, rate: float, sample_every: in
             rig.target(0, extra, "the grey background")
         if (i + 1) % sample_every == 0:
             out.table.append(_sample(node, pid, rig, i + 1, started, answered0))
+            if progress:
+                print("     " + ", ".join(f"{k} {v}" for k, v in out.table[-1].items()), flush=True)
     late = time.monotonic() - t_start - frames * period
     _drain(rig)
     final, _ = rig.latest_diagnostics(after=time.monotonic())

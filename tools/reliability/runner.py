@@ -46,13 +46,13 @@ def run_scenario(name: str, args: argparse.Namespace) -> Iterator[Outcome]:
         width, height = (int(v) for v in args.size.split("x"))
         params = {"input.reliability": "reliable"} if args.reliable else {}
         with node_and_rig(workdir, args.model, (width, height), args.reliable, **params) as (node, rig, done):
-            outcome = longrun.run(node, rig, args.frames, args.rate, args.sample_every)
+            outcome = longrun.run(node, rig, args.frames, args.rate, args.sample_every, progress=True)
         outcome.figures["camera"] = f"{width}x{height} rgb8 + 16UC1 depth + 2 CameraInfos, " + (
             "reliable" if args.reliable else "best effort") + ("" if args.no_shm else ", SHM profile")
         yield _merge(outcome, done)
     elif name == "lifecycle":
         with node_and_rig(workdir, args.model) as (node, rig, done):
-            outcome = cycles.run(node, rig, args.cycles, args.rate)
+            outcome = cycles.run(node, rig, args.cycles, args.rate, progress=True)
         stop_daemon()
         yield _merge(outcome, done)
     elif name == "fuzz":

@@ -29,12 +29,14 @@ import os
 import shlex
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability import rosenv  # noqa: E402,F401 - ROS network safety before anything imports rclpy
+from reliability.outcome import Outcome  # noqa: E402
 
 SCENARIOS = ("soak", "lifecycle", "fuzz", "crash", "camera")
 TITLE = "# Reliability under load, faults and hostile input"
@@ -84,24 +86,40 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     started, load = time.time(), report.LoadWatch()
     load.start()
-    outcomes = []
+    outcomes: list[Outcome] = []
+    command = "python tools/soak.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     for name in chosen:
         print(f"== {name}", flush=True)
-        for outcome in run_scenario(name, args):
-            outcomes.append(outcome)
-            print(f"   {outcome.name}: {'held' if outcome.held else 'FAILED'} in {outcome.seconds:.0f} s", flush=True)
-            for key, value in outcome.figures.items():
-                print(f"     {key}: {value}", flush=True)
-            for failure in outcome.failures:
-                print(f"     FAILED: {failure}", flush=True)
-    load_text = load.stop()
-    command = "python tools/soak.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        try:
+            for outcome in run_scenario(name, args):
+                outcomes.append(outcome)
+                _print(outcome)
+        except Exception as exc:  # a scenario that breaks is a failed scenario; the others still run
+            traceback.print_exc()
+            outcomes.append(Outcome(name, failures=[f"the scenario raised {exc!r}"]))
+        _save(args, outcomes, command.strip(), load.summary(), started)  # what is measured is never lost
+    load.stop()
+    _save(args, outcomes, command.strip(), load.summary(), started)
     if args.out:
-        report.write(args.out, report.render(outcomes, command.strip(), load_text, args.load_note, started), TITLE)
         print(f"figures written to {args.out}")
+    return 0 if all(o.held for o in outcomes) else 1
+
+
+def _print(outcome: Outcome) -> None:
+    print(f"   {outcome.name}: {'held' if outcome.held else 'FAILED'} in {outcome.seconds:.0f} s", flush=True)
+    for key, value in outcome.figures.items():
+        print(f"     {key}: {value}", flush=True)
+    for failure in outcome.failures:
+        print(f"     FAILED: {failure}", flush=True)
+
+
+def _save(args: argparse.Namespace, outcomes: list[Outcome], command: str, load: str, started: float) -> None:
+    from reliability import report
+
+    if args.out:
+        report.write(args.out, report.render(outcomes, command, load, args.load_note, started), TITLE)
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1, default=str))
-    return 0 if all(o.held for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -96,9 +96,10 @@ def _finish(out: Outcome, node: LaunchedNode, started: float) -> Outcome:
     out.figures["cycles"] = len(rows)
     for key in ("threads_unconfigured", "fds_unconfigured", "subs_unconfigured", "pubs_unconfigured",
                 "threads_active", "fds_active", "subs_active", "pubs_active"):
+        if not rows:
+            break
         values = [row[key] for row in rows[1:]]  # after the first cycle (one-time start-up)
-        if rows:
-            out.figures[key.replace("_", " ")] = " -> ".join(str(v) for v in _changes([rows[0][key], *values]))
+        out.figures[key.replace("_", " ")] = " -> ".join(str(v) for v in _changes([rows[0][key], *values]))
         out.check(len(set(values)) <= 1 and (not values or values[0] <= rows[0][key]),
                   f"{key} changed over the cycles: {_changes([rows[0][key], *values])}")
     for key in ("rss_unconfigured_mib", "rss_active_mib", "heap_blocks_active"):

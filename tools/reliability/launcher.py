@@ -100,11 +100,16 @@ class LaunchedNode:
         return self.proc.returncode
 
 
-def lifecycle_set(transition: str, node: str = NODE, timeout: float = 120.0) -> tuple[bool, str]:
-    """`ros2 lifecycle set <node> <transition>` as a user types it; (succeeded, its output)."""
-    done = subprocess.run(["ros2", "lifecycle", "set", node, transition], capture_output=True, text=True,
-                          timeout=timeout)
-    out = (done.stdout + done.stderr).strip()
+def lifecycle_set(transition: str, node: str = NODE, timeout: float = 120.0, attempts: int = 5) -> tuple[bool, str]:
+    """`ros2 lifecycle set <node> <transition>` as a user types it; (succeeded, its output). "Node not found"
+    (the CLI's graph daemon has not discovered the node yet: nothing was sent) is tried again, as a user would."""
+    for attempt in range(attempts):
+        done = subprocess.run(["ros2", "lifecycle", "set", node, transition], capture_output=True, text=True,
+                              timeout=timeout)
+        out = (done.stdout + done.stderr).strip()
+        if "Node not found" not in out:
+            break
+        time.sleep(1.0 + attempt)
     return done.returncode == 0 and "Transitioning successful" in out, out
 
 

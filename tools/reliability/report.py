@@ -52,10 +52,12 @@ class LoadWatch(threading.Thread):
             if self._halt.wait(10.0):
                 return
 
-    def stop(self) -> str:
+    def stop(self) -> None:
         self._halt.set()
         self.join(2.0)
-        s = self.samples or [os.getloadavg()[0]]
+
+    def summary(self) -> str:
+        s = list(self.samples) or [os.getloadavg()[0]]
         return f"1-min load average min {min(s):.1f} / mean {sum(s) / len(s):.1f} / max {max(s):.1f}"
 
 

@@ -111,15 +111,7 @@ class GroundingModel(nn.Module):
         device = features.image_embed.device
         sparse, dense = sam.sam_prompt_encoder(
             points=(points.to(device, torch.float32), labels.to(device, torch.int32)), boxes=None, masks=None)
-        masks, ious, _, object_logits = sam.sam_mask_decoder(
-            image_embeddings=features.image_embed,
-            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-            repeat_image=features.image_embed.shape[0] != sparse.shape[0],
-            high_res_features=features.high_res,
-        )
+        masks, ious, _, object_logits = self._decoder(features, sparse, dense, multimask)
         return masks.float(), ious.float(), object_logits.float()
 
     def token_masks(self, features: ImageFeatures, tokens: torch.Tensor
@@ -134,26 +126,22 @@ class GroundingModel(nn.Module):
         labels = -torch.ones(count, 1, dtype=torch.int32, device=device)
         sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         sparse = torch.cat([sparse, tokens.reshape(count, 1, -1).to(sparse.dtype)], dim=1)
-        masks, ious, _, object_logits = sam.sam_mask_decoder(
-            image_embeddings=features.image_embed,
-            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-            repeat_image=features.image_embed.shape[0] != count,
-            high_res_features=features.high_res,
-        )
+        masks, ious, _, object_logits = self._decoder(features, sparse, dense, multimask=True)
         return masks.float(), ious.float(), object_logits.float()
 
     def _three_masks(self, features: ImageFeatures, sparse: torch.Tensor, dense: torch.Tensor):
         """The mask decoder with multimask output: (masks [1, 3, h, w], ious, tokens, object logits)."""
+        return self._decoder(features, sparse, dense, multimask=True)
+
+    def _decoder(self, features: ImageFeatures, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool):
+        """SAM 2's mask decoder on one frame's features for a batch of prompts (the image repeated per prompt)."""
         sam = self.sam2_model
         return sam.sam_mask_decoder(
             image_embeddings=features.image_embed,
             image_pe=sam.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
-            multimask_output=True,
-            repeat_image=False,
+            multimask_output=multimask,
+            repeat_image=features.image_embed.shape[0] != sparse.shape[0],
             high_res_features=features.high_res,
         )

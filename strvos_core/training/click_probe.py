@@ -35,7 +35,7 @@ from strvos_core.training import losses
 from strvos_core.training.build import build_model
 from strvos_core.training.ceiling import round_trip
 from strvos_core.training.click_baseline import ClickUNet
-from strvos_core.training.config import LossSection, TrainConfig
+from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import Click, Sample, SyntheticPool
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, sample_prompts
 
@@ -182,7 +182,7 @@ class ClickProbe:
         side = candidates.shape[-1]
         goals = torch.stack([F.interpolate(torch.from_numpy(c.mask.astype(np.float32))[None, None], size=(side, side),
                                            mode="area")[0, 0] for c in clicks])
-        loss = best_candidate_loss(self.config.loss, candidates, goals).mean()
+        loss = losses.best_candidate_loss(self.config.loss, candidates, goals).mean()
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters, self.config.optim.grad_clip)
@@ -250,15 +250,6 @@ class ClickProbe:
             raise ValueError("no held-out frame had a clickable object")
         if not cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
-
-
-def best_candidate_loss(config: LossSection, candidates: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-    """[N, C, h, w] candidate logits, [N, h, w] {0, 1} goals -> [N]: per prompt the lowest BCE + Dice of its
-    candidates (SAM's multi-mask loss: only the best candidate learns)."""
-    goals = goals.to(candidates.device)[:, None].expand_as(candidates)
-    bce = F.binary_cross_entropy_with_logits(candidates, goals, reduction="none").mean(dim=(2, 3))
-    dice = losses.dice_per_mask(candidates.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1))
-    return losses.weighted_mask_loss(config, bce, dice.view(bce.shape)).min(dim=1).values
 
 
 def run(config: TrainConfig, steps: int, lr: float = 1e-3, eval_every: int = 300, eval_frames: int = 40,

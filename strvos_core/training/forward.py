@@ -289,11 +289,7 @@ class TrainingModel(nn.Module):
         labels = torch.tensor([[NOT_A_POINT, POSITIVE]] * len(clicks))
         candidates = self.model.grounding_encoder.prompt_masks(sam, points, labels)[0]  # [N, 3, h, w]
         goals = torch.stack([low_res_mask(c.mask, self.model.config, self.loss_config.mask_target) for c in clicks])
-        goals = goals.to(candidates.device)[:, None].expand_as(candidates)
-        bce = F.binary_cross_entropy_with_logits(candidates, goals, reduction="none").mean(dim=(2, 3))
-        dice = losses.dice_per_mask(candidates.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1))
-        per_mask = losses.weighted_mask_loss(self.loss_config, bce, dice.view(bce.shape))
-        return list(per_mask.min(dim=1).values)
+        return list(losses.best_candidate_loss(self.loss_config, candidates, goals))
 
 
 def normalised_mse(value: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

@@ -96,6 +96,21 @@ def weighted_mask_loss(config: LossSection, bce: torch.Tensor, dice: torch.Tenso
     return config.bce_weight * bce + config.dice_weight * dice
 
 
+def candidate_mask_losses(config: LossSection, logits: torch.Tensor, goals: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[N, C, h, w] candidate logits of N prompts, [N, h, w] {0, 1} or soft goals -> (weighted BCE + Dice, BCE, Dice),
+    each [N, C]: every pixel counted (SAM 2's own prompts are trained on whole low-res masks)."""
+    goals = goals.to(logits.device)[:, None].expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, goals, reduction="none").mean(dim=(2, 3))
+    dice = dice_per_mask(logits.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1)).view(bce.shape)
+    return weighted_mask_loss(config, bce, dice), bce, dice
+
+
+def best_candidate_loss(config: LossSection, logits: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+    """[N]: per prompt the lowest loss of its candidates (SAM's multi-mask loss: only the best candidate learns)."""
+    return candidate_mask_losses(config, logits, goals)[0].min(dim=1).values
+
+
 def combine(config: LossSection, lm: torch.Tensor, bce: torch.Tensor, dice: torch.Tensor) -> LossTerms:
     total = config.lm_weight * lm + config.seg_mask_weight * weighted_mask_loss(config, bce, dice)
     return LossTerms(total, lm, bce, dice)

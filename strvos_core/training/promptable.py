@@ -136,13 +136,10 @@ class PromptableLoss:
 
     def _terms(self, logits: torch.Tensor, ious: torch.Tensor, goals: torch.Tensor, best_of: bool):
         """Per prompt: mask loss (best candidate if `best_of`), and the IoU head's MSE against actual IoUs."""
-        goals = goals.to(logits.device)[:, None].expand_as(logits)
-        bce = F.binary_cross_entropy_with_logits(logits, goals, reduction="none").mean(dim=(2, 3))
-        dice = losses.dice_per_mask(logits.flatten(2).flatten(0, 1), goals.flatten(2).flatten(0, 1)).view(bce.shape)
-        mask_loss = losses.weighted_mask_loss(self.loss_config, bce, dice)
+        mask_loss, bce, dice = losses.candidate_mask_losses(self.loss_config, logits, goals)
         with torch.no_grad():
-            predicted = logits > 0
-            actual = (predicted & (goals > 0.5)).sum(dim=(2, 3)) / (predicted | (goals > 0.5)).sum(dim=(2, 3)).clamp_min(1)
+            predicted, goal = logits > 0, goals.to(logits.device)[:, None] > 0.5
+            actual = (predicted & goal).sum(dim=(2, 3)) / (predicted | goal).sum(dim=(2, 3)).clamp_min(1)
         iou_loss = F.mse_loss(ious, actual.float(), reduction="none").mean(dim=1)
         mask_loss = mask_loss.min(dim=1).values if best_of else mask_loss[:, 0]
         return mask_loss, iou_loss, bce.detach().mean(), dice.detach().mean()

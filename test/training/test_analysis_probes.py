@@ -100,6 +100,7 @@ def test_unet_baseline_trains_on_the_same_clicks_and_sees_the_click(micro_config
 
 
 def test_best_candidate_loss_keeps_the_lowest_per_prompt():
+    from strvos_core.training import losses
     from strvos_core.training.config import LossSection
 
     goal = torch.zeros(1, 4, 4)
@@ -107,8 +108,8 @@ def test_best_candidate_loss_keeps_the_lowest_per_prompt():
     right = goal[:, None] * 20 - 10  # confident and right
     wrong = -right
     candidates = torch.cat([wrong, right, wrong], dim=1)
-    loss = click_probe.best_candidate_loss(LossSection(), candidates, goal)
-    single = click_probe.best_candidate_loss(LossSection(), right, goal)
+    loss = losses.best_candidate_loss(LossSection(), candidates, goal)
+    single = losses.best_candidate_loss(LossSection(), right, goal)
     assert loss.shape == (1,) and torch.allclose(loss, single) and float(loss) < 0.05
 
 

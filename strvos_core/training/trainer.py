@@ -4,13 +4,16 @@ Per optimizer step: `grad_accum_steps` micro-steps of `batch_size` samples per p
 over processes, gradient sync only on the last micro-step), gradient clipping, AdamW, the warm-up + cosine
 schedule. Every `log_every` steps rank 0 appends the rank-averaged losses to <out>/log.jsonl; every
 `save_every` steps (and at the end) a checkpoint is written. `resume=True` continues from the newest checkpoint
-with the same losses an uninterrupted run would have produced (samples depend only on (seed, step, micro,
-rank, index); the weights, optimizer, scheduler and RNG are restored).
+(from step 0 when a run was killed before its first save) with the same losses an uninterrupted run would have
+produced (samples depend only on (seed, step, micro, rank, index); the weights, optimizer, scheduler and RNG are
+restored).
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +49,17 @@ def _check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop records past `step` (written after the checkpoint we resume from)."""
+    """Drop records past `step` (written after the checkpoint we resume from). Written beside and renamed over
+    the log: a kill in the middle leaves the old log or the new one, never a truncated one."""
     if not path.exists():
         return
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    partial = path.with_name(path.name + ".tmp")
+    with partial.open("w") as handle:
+        handle.write("".join(line + "\n" for line in kept))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, stop_after: int | None = None,
@@ -71,8 +80,11 @@ def _train(ctx, config: TrainConfig, out_dir: Path, resume: bool, stop_after: in
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     previous = checkpointing.list_checkpoints(out_dir) if resume else []
-    if resume and not previous:
-        raise StrvosError(f"--resume: no checkpoint under {out_dir / 'checkpoints'}")
+    if resume and not previous and ctx.is_main:
+        # killed before its first save: nothing to continue from, so the run starts again (what the user who
+        # typed --resume after a crash wants); whatever the killed run wrote is overwritten below
+        print(f"strvos train: --resume: no checkpoint under {out_dir / 'checkpoints'} yet; starting from step 0",
+              file=sys.stderr, flush=True)
     if not resume and checkpointing.list_checkpoints(out_dir):
         raise StrvosError(f"{out_dir} already holds checkpoints; pass --resume to continue or choose another --out")
     if previous:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from strvos_core.checkpoint import load_model
 from strvos_core.cli.main import main
@@ -14,6 +15,7 @@ from strvos_core.errors import StrvosError
 from strvos_core.training import checkpointing, train
 from strvos_core.training.data import prepare_frame
 from strvos_core.training.forward import TrainingModel
+from strvos_core.training.trainer import _truncate_log
 
 
 def _log(path):
@@ -59,6 +61,39 @@ def test_resume_continues_identically_and_export_round_trips(micro_config, tmp_p
     torch.testing.assert_close(outs[0].lm_loss_sum, outs[1].lm_loss_sum, atol=1e-4, rtol=1e-4)
     greedy = [m.segment(m.encode_frame(frame), "the red circle", None) for m in (trained, exported)]
     assert greedy[0].text == greedy[1].text and np.array_equal(greedy[0].mask, greedy[1].mask)
+
+
+def test_resume_before_the_first_checkpoint_starts_from_step_0(micro_config, tmp_path, capsys):
+    """`strvos train --resume` after a SIGKILL before the first save: what the killed run left (its config, a log
+    record, no checkpoint) is started over with a line saying so, and gives the uninterrupted run's losses."""
+    config = micro_config(run={"steps": 1})
+    straight = train(config, tmp_path / "straight", progress=False)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "train_config.json").write_text(json.dumps(config.to_dict()))
+    (killed / "log.jsonl").write_text(json.dumps({"step": 1, "loss": 99.0}) + "\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(config.to_dict()))))
+    capsys.readouterr()
+    assert main(["train", "--config", str(path), "--out", str(killed), "--resume", "--no-progress"]) == 0
+    assert f"--resume: no checkpoint under {killed / 'checkpoints'} yet; starting from step 0" in capsys.readouterr().err
+    a, b = _log(straight.log_path), _log(killed / "log.jsonl")
+    assert [r["step"] for r in b] == [1]
+    for key in ("loss", "lm", "bce", "dice", "lr", "grad_norm"):
+        assert [r[key] for r in a] == [r[key] for r in b], key
+
+
+def test_the_log_is_cut_back_by_write_then_rename(tmp_path):
+    """Cutting log.jsonl back to the checkpoint's step replaces the file whole: a reader (or a kill) in the middle
+    sees the old log or the new one, never a truncated one."""
+    log = tmp_path / "log.jsonl"
+    records = [json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3, 4)]
+    log.write_text("".join(records))
+    with log.open() as before:
+        _truncate_log(log, 2)
+        assert before.read() == "".join(records)  # the old file was not rewritten in place
+    assert log.read_text() == "".join(records[:2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]  # no partial file left
 
 
 def test_convert_names_a_bad_checkpoint(tmp_path, capsys):

@@ -8,6 +8,10 @@ Per frame, several expressions of distinct targets (appearance + relation) go th
 * min cosine: the smallest cosine between the projected [SEG] tokens of one frame's expressions (1.000 = one token).
 * position R^2: how well the target's centre is predicted linearly (fit on 2/3 of the targets, scored on the rest)
   from the [SEG] state and from the projected token: the decoder follows positions, so the token must carry one.
+* the LLM's last layer, link by link: the [SEG] attention's mass on the target's token cells (and the mass a uniform
+  attention would put there), and the position R^2 of the image token at the target's centre and of the
+  attention-weighted mix of image tokens the [SEG] row reads (both at the last layer's input). Attention on the
+  target with no position in what it reads means the values, not the search, fail.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import torch
 from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import TrainingModel, mask_centre
+from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
@@ -47,15 +51,22 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
     config = checkpointing.load_train_config(directory)
     model = checkpointing.load_model(directory)
     model.eval()
-    trainer = TrainingModel(model, config.loss)
+    # the [SEG] attention row is wanted whatever the run trained with (eager attention computes what sdpa does)
+    trainer = TrainingModel(model, dataclasses.replace(config.loss, seg_attention_weight=1.0))
+    last_inputs: list[torch.Tensor] = []  # the last decoder layer's input, one per frame_forward call
+    hook = model.language_model.model.layers[-1].register_forward_pre_hook(
+        lambda _module, args, kwargs: last_inputs.append((args[0] if args else kwargs["hidden_states"])[0]),
+        with_kwargs=True)
     data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
                                expressions_per_sample=max(config.data.expressions_per_sample, 4),
                                kinds=("appearance", "relation"))
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
+    mass, uniform, at_centre, attended = [], [], [], []
     with torch.no_grad():
         for index in range(frames):
             sample = pool.sample(0, 0, 0, index)
+            last_inputs.clear()
             trainer([sample])
             outputs = [frames_of_target[0] for frames_of_target in trainer.last_frames]
             truth = [low_res_mask(t.masks[0], model.config).numpy() > 0.5 for t in sample.targets]
@@ -69,10 +80,15 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
                     centres.append(mask_centre(mask))
                     states.append(out.seg_hidden[0].float().numpy())
                     tokens.append(out.prompt[0].float().numpy())
+                    link = _attention_link(model, sample.targets[k].expression, last_inputs[k],
+                                           out.seg_attention.float(), mask)
+                    for values, value in zip((mass, uniform, at_centre, attended), link, strict=True):
+                        values.append(value)
             if len(outputs) > 1:
                 unit = torch.nn.functional.normalize(torch.cat([o.prompt for o in outputs]).float(), dim=1)
                 similarity = unit @ unit.T
                 cosines.append(float(similarity[~torch.eye(len(outputs), dtype=torch.bool)].min()))
+    hook.remove()
     centres_arr = np.array(centres)
     return {
         "step": int(directory.name.split("_")[-1]),
@@ -81,8 +97,28 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
         "min_cosine": float(np.mean(cosines)) if cosines else float("nan"),
         "state_position_r2": _held_out_r2(np.array(states), centres_arr) if states else float("nan"),
         "token_position_r2": _held_out_r2(np.array(tokens), centres_arr) if tokens else float("nan"),
+        "attention_on_target": float(np.mean(mass)) if mass else float("nan"),
+        "uniform_on_target": float(np.mean(uniform)) if uniform else float("nan"),
+        "centre_token_position_r2": _held_out_r2(np.array(at_centre), centres_arr) if at_centre else float("nan"),
+        "attended_position_r2": _held_out_r2(np.array(attended), centres_arr) if attended else float("nan"),
         "targets": len(own),
     }
+
+
+def _attention_link(model, expression: str, layer_input: torch.Tensor, attention: torch.Tensor,
+                    mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """For one target: the [SEG] attention's mass on the target's token cells, a uniform attention's mass there, the
+    image token at the target's centre cell and the attention-weighted image tokens (last layer's input)."""
+    ids = model.prompt_ids(expression, 1)[0]
+    image = layer_input[: ids.shape[0]][ids == model.token_ids.img_context].float()
+    side = token_grid_side(image.shape[0], "probe")
+    share = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(mask.astype(np.float32))[None, None],
+                                                    (side, side)).flatten()
+    inside = share > 0
+    x, y = mask_centre(mask)
+    cell = min(int(y * side), side - 1) * side + min(int(x * side), side - 1)
+    return (float(attention[inside].sum()), float(inside.float().mean()), image[cell].numpy(),
+            (attention[:, None] * image).sum(dim=0).numpy())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,6 +176,31 @@ def test_probe_reports_on_a_trained_checkpoint(micro_config, tmp_path, capsys):
     row = dict(zip(header.strip("| ").split(" | "), values.strip("| ").split(" | "), strict=True))
     assert row["step"] == "1" and int(row["targets"]) >= 2
     assert 0.0 <= float(row["own_iou"]) <= 1.0 and -1.0 <= float(row["min_cosine"]) <= 1.0
+    assert 0.0 <= float(row["attention_on_target"]) <= 1.0 and 0.0 < float(row["uniform_on_target"]) < 1.0
+
+
+def test_attention_link_reads_the_mass_on_the_target_and_what_the_attention_mixes(micro_config, tmp_path):
+    from strvos_core.training import checkpointing
+    from strvos_core.training.probe import _attention_link
+    from strvos_core.training.trainer import train
+
+    config = micro_config(run={"steps": 1}, data={"num_videos": 3})
+    train(config, tmp_path / "run", progress=False)
+    model = checkpointing.load_model(checkpointing.list_checkpoints(tmp_path / "run")[-1])
+    ids = model.prompt_ids("the red square", 1)[0]
+    image = ids == model.token_ids.img_context
+    side = int(round(int(image.sum()) ** 0.5))
+    layer_input = torch.randn(ids.shape[0] + 3, 8)
+    mask = np.zeros((side * 10, side * 10), bool)
+    mask[:10, -10:] = True  # the top-right token cell exactly
+    attention = torch.zeros(int(image.sum()))
+    attention[side - 1] = 1.0
+    mass, uniform, centre, attended = _attention_link(model, "the red square", layer_input, attention, mask)
+    assert mass == 1.0 and uniform == pytest.approx(1 / side**2)
+    np.testing.assert_allclose(centre, layer_input[: ids.shape[0]][image][side - 1].numpy())
+    np.testing.assert_allclose(attended, centre)
+    attention = torch.full_like(attention, 1 / attention.numel())  # uniform: the mass a blind search puts there
+    assert _attention_link(model, "the red square", layer_input, attention, mask)[0] == pytest.approx(uniform)
 
 
 def test_word_head_checkpoints_of_the_earlier_format_still_resume(tmp_path):

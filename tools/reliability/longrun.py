@@ -18,7 +18,7 @@ def run(node: LaunchedNode, rig: Rig, frames: int, rate: float, sample_every: in
         prompt_every: int = 100, churn_every: int = 1000, progress: bool = False) -> Outcome:
     out = Outcome("soak")
     started = time.monotonic()
-    pid = node.find_pid()
+    node.find_pid()
     prompts = ["the red square", "the square on the grey table"]
     rig.prompt(prompts[0])
     answered0, sent0 = rig.answered_count(), rig.sent
@@ -43,7 +43,7 @@ def run(node: LaunchedNode, rig: Rig, frames: int, rate: float, sample_every: in
             extra = f"extra_{i}"
             rig.target(0, extra, "the grey background")
         if (i + 1) % sample_every == 0:
-            out.table.append(_sample(node, pid, rig, i + 1, started, answered0))
+            out.table.append(_sample(node, rig, i + 1, started, answered0))
             if progress:
                 print("     " + ", ".join(f"{k} {v}" for k, v in out.table[-1].items()), flush=True)
     late = time.monotonic() - t_start - frames * period
@@ -97,7 +97,7 @@ def run(node: LaunchedNode, rig: Rig, frames: int, rate: float, sample_every: in
     return out
 
 
-def _sample(node: LaunchedNode, pid: int, rig: Rig, frame: int, started: float, answered0: int) -> dict:
+def _sample(node: LaunchedNode, rig: Rig, frame: int, started: float, answered0: int) -> dict:
     proc = node.sample()
     values, _ = rig.latest_diagnostics(after=time.monotonic() - 2.0)
     return {"frame": frame, "t_s": round(time.monotonic() - started, 1), "rss_mib": round(proc.rss_mib, 1),

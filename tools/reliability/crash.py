@@ -97,7 +97,9 @@ def train(workdir: Path, kills: int, seed: int = 0, steps: int = 24) -> Outcome:
     done_kills = attempts = 0
     while done_kills < kills and attempts < 4 * kills:  # a run that finished before its kill is no kill
         attempts += 1
-        resume = ["--resume"] if _has_checkpoint(run_dir) else []
+        # as a user types it: the first run plain, every run after a kill with --resume (also when the kill came
+        # before the first checkpoint: the run then starts over)
+        resume = ["--resume"] if attempts > 1 else []
         state = _progress(run_dir)
         remaining = 1.0 - _last_step(run_dir) / steps
         if remaining <= 0:
@@ -109,7 +111,7 @@ def train(workdir: Path, kills: int, seed: int = 0, steps: int = 24) -> Outcome:
             out.table.append({"kill": done_kills, "after (s)": round(after, 2), "checkpoints before": state,
                               "checkpoints after the kill": _progress(run_dir),
                               "log records after the kill": len(_log(run_dir))})
-    resume = ["--resume"] if _has_checkpoint(run_dir) else []
+    resume = ["--resume"] if attempts else []
     code, _, _ = _timed_run(strvos("train", "--config", str(config_path), "--out", str(run_dir), "--no-progress",
                                    *resume), log)
     out.check(code == 0, f"the resumed run failed ({code}): see {log}")
@@ -121,16 +123,12 @@ def train(workdir: Path, kills: int, seed: int = 0, steps: int = 24) -> Outcome:
     leftovers = sorted(p.name for p in (run_dir / "checkpoints").glob("*.tmp")) if (run_dir / "checkpoints").is_dir() else []
     out.figures.update({"steps (a checkpoint after each)": steps, "uninterrupted run (s)": round(duration, 1),
                         "of which start-up (s)": round(startup, 1), "kills": done_kills,
+                        "kills before the first checkpoint": sum(row["checkpoints after the kill"] == "none"
+                                                                 for row in out.table),
                         "log equal (every loss bit for bit)": same_log, "final weights equal": same_weights,
                         "half-written checkpoints left (ignored)": ", ".join(leftovers) or "none"})
     out.seconds = time.monotonic() - started
     return out
-
-
-def _has_checkpoint(run_dir: Path) -> bool:
-    from strvos_core.training import checkpointing
-
-    return bool(checkpointing.list_checkpoints(run_dir))
 
 
 def _last_step(run_dir: Path) -> int:

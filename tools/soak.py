@@ -15,8 +15,9 @@ real node started with `ros2 launch` (tiny model) and driven over real DDS from 
   camera     the camera driver (a process of its own) killed and restarted: STALE / LOST reported on
              /diagnostics, frames answered again without touching the node
 
-Figures go to --out (between markers; the rest of the file is kept), naming the machine, its load and this
-command. ROS network safety: LOCALHOST discovery and a random ROS_DOMAIN_ID for this process and its children.
+Figures go to --out (between markers; the rest of the file is kept), each scenario's section naming the
+machine, its load and this command; a run replaces the sections of the scenarios it ran and keeps the others'
+(run scenarios separately and they accumulate). ROS network safety: LOCALHOST discovery and a random ROS_DOMAIN_ID for this process and its children.
 
   nice -n 5 python tools/soak.py --out benchmarks/reliability.md --load-note "what else ran"
   python tools/soak.py --quick          # the sizes CI runs (test/reliability), a few minutes
@@ -37,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability import rosenv  # noqa: E402,F401 - ROS network safety before anything imports rclpy
 from reliability.outcome import Outcome  # noqa: E402
+from reliability.report import SCENARIOS  # noqa: E402
 
-SCENARIOS = ("soak", "lifecycle", "fuzz", "crash", "camera")
 TITLE = "# Reliability under load, faults and hostile input"
 
 
@@ -84,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     from reliability.runner import run_scenario
 
     chosen = [s for s in SCENARIOS if s in args.scenarios.split(",")]
-    started, load = time.time(), report.LoadWatch()
+    load = report.LoadWatch()
     load.start()
-    outcomes: list[Outcome] = []
+    measured: list[tuple[Outcome, report.Context]] = []
     command = "python tools/soak.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    host = report.machine()
     for name in chosen:
         print(f"== {name}", flush=True)
+        started, revision, outcomes = time.time(), report.commit(), []
         try:
             for outcome in run_scenario(name, args):
                 outcomes.append(outcome)
@@ -97,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # a scenario that breaks is a failed scenario; the others still run
             traceback.print_exc()
             outcomes.append(Outcome(name, failures=[f"the scenario raised {exc!r}"]))
-        _save(args, outcomes, command.strip(), load.summary(), started)  # what is measured is never lost
+        context = report.Context(started, load.summary(since=started), args.load_note, command.strip(), revision,
+                                 host)
+        measured += [(outcome, context) for outcome in outcomes]
+        _save(args, measured)  # what is measured is never lost
     load.stop()
-    _save(args, outcomes, command.strip(), load.summary(), started)
     if args.out:
         print(f"figures written to {args.out}")
-    return 0 if all(o.held for o in outcomes) else 1
+    return 0 if all(o.held for o, _ in measured) else 1
 
 
 def _print(outcome: Outcome) -> None:
@@ -113,13 +118,14 @@ def _print(outcome: Outcome) -> None:
         print(f"     FAILED: {failure}", flush=True)
 
 
-def _save(args: argparse.Namespace, outcomes: list[Outcome], command: str, load: str, started: float) -> None:
+def _save(args: argparse.Namespace, measured: list) -> None:
     from reliability import report
 
-    if args.out:
-        report.write(args.out, report.render(outcomes, command, load, args.load_note, started), TITLE)
+    if args.out:  # replaces the sections of the scenarios run now; the others' stay
+        report.write(args.out, measured, TITLE)
     if args.json:
-        args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1, default=str))
+        args.json.write_text(json.dumps([{**asdict(o), "context": asdict(c)} for o, c in measured], indent=1,
+                                        default=str))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -77,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Ctrl-C (or kill -INT, also of a background job, which starts with SIGINT ignored) raises KeyboardInterrupt:
+    # the scenario's node is stopped and what was measured is kept
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if not args.no_shm:
         from reliability.launcher import shm_profile
 

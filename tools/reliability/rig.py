@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from strvos_ros.msg import PromptStatus, SegmentationArray, TargetCommand
@@ -47,8 +48,8 @@ def scene(width: int, height: int, t: float) -> np.ndarray:
 class Rig:
     def __init__(self, width: int = 64, height: int = 48, node_ns: str = "/strvos_node", reliable: bool = False,
                  camera: str = "", name: str = "strvos_soak_rig", recorder: bool = True) -> None:
-        if not rclpy.ok():
-            rclpy.init()
+        if not rclpy.ok():  # rclpy's SIGINT handler would end the context and leave the tool running: Ctrl-C
+            rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # raises KeyboardInterrupt, node stopped
         self.node = rclpy.create_node(name)
         self.width, self.height, self.ns, self.reliable = width, height, node_ns, reliable
         cam = qos(reliable)

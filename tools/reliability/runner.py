@@ -51,9 +51,11 @@ def run_scenario(name: str, args: argparse.Namespace) -> Iterator[Outcome]:
             "reliable" if args.reliable else "best effort") + ("" if args.no_shm else ", SHM profile")
         yield _merge(outcome, done)
     elif name == "lifecycle":
-        with node_and_rig(workdir, args.model) as (node, rig, done):
-            outcome = cycles.run(node, rig, args.cycles, args.rate, progress=True)
-        stop_daemon()
+        try:
+            with node_and_rig(workdir, args.model) as (node, rig, done):
+                outcome = cycles.run(node, rig, args.cycles, args.rate, progress=True)
+        finally:  # the CLI daemon `ros2 lifecycle set` started goes too, also on Ctrl-C or a failure
+            stop_daemon()
         yield _merge(outcome, done)
     elif name == "fuzz":
         params = {"input.reliability": "reliable", "diagnostics_period": 0.25}

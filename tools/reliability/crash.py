@@ -71,9 +71,13 @@ def _killed_run(argv: list[str], log: Path, after: float) -> bool:
 
 def kill_after(rng: random.Random, startup: float, work: float, remaining: float) -> float:
     """A random moment of a run that starts up for ``startup`` s and then works ``work`` s when uninterrupted,
-    ``remaining`` (0-1) of that work still to do: start-up, steps and saves alike (up to 90 % of it, so that
-    the kill comes before the end on a machine as busy as when it was timed)."""
-    return rng.uniform(0.0, 0.9 * (startup + remaining * work))
+    ``remaining`` (0-1) of that work still to do. Half the kills fall in start-up (loading, resuming), half in
+    the work (steps and saves; up to 90 % of it, so that the kill comes before the end on a machine as busy as
+    when it was timed). Drawn over the whole run instead, kills after the first landed almost only in start-up,
+    the micro config's steps being a small part of a run."""
+    if rng.random() < 0.5:
+        return rng.uniform(0.0, startup)
+    return startup + rng.uniform(0.0, 0.9 * remaining * work)
 
 
 # ---------------------------------------------------------------------------------------------------- training

@@ -69,15 +69,16 @@ def _killed_run(argv: list[str], log: Path, after: float) -> bool:
             return True
 
 
-def kill_after(rng: random.Random, startup: float, work: float, remaining: float) -> float:
+def kill_after(rng: random.Random, startup: float, work: float, remaining: float, kills_left: int = 1) -> float:
     """A random moment of a run that starts up for ``startup`` s and then works ``work`` s when uninterrupted,
     ``remaining`` (0-1) of that work still to do. Half the kills fall in start-up (loading, resuming), half in
-    the work (steps and saves; up to 90 % of it, so that the kill comes before the end on a machine as busy as
-    when it was timed). Drawn over the whole run instead, kills after the first landed almost only in start-up,
-    the micro config's steps being a small part of a run."""
+    the work (steps and saves), within its next 1 / ``kills_left`` share (of 90 % of it: the kill must come
+    before the end on a machine as busy as when it was timed), so that work is left for the kills after it.
+    Drawn over the whole run instead, the first kill often took most of the work and the later ones landed
+    almost only in start-up, the micro config's steps being a small part of a run."""
     if rng.random() < 0.5:
         return rng.uniform(0.0, startup)
-    return startup + rng.uniform(0.0, 0.9 * remaining * work)
+    return startup + rng.uniform(0.0, 0.9 * remaining * work / max(kills_left, 1))
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -108,7 +109,7 @@ def train(workdir: Path, kills: int, seed: int = 0, steps: int = 24) -> Outcome:
         remaining = 1.0 - _last_step(run_dir) / steps
         if remaining <= 0:
             break
-        after = kill_after(rng, startup, duration - startup, remaining)
+        after = kill_after(rng, startup, duration - startup, remaining, kills - done_kills)
         if _killed_run(strvos("train", "--config", str(config_path), "--out", str(run_dir), "--no-progress",
                               *resume), log, after):
             done_kills += 1
@@ -196,7 +197,7 @@ def evaluate(workdir: Path, kills: int, seed: int = 0, videos: int = 2, frames: 
         before = _records(workdir / "killed")
         if before >= total:
             break
-        after = kill_after(rng, startup, duration - startup, 1.0 - before / total)
+        after = kill_after(rng, startup, duration - startup, 1.0 - before / total, kills - done_kills)
         if _killed_run(command("killed"), log, after):
             done_kills += 1
             out.table.append({"kill": done_kills, "after (s)": round(after, 2), "items done before": before,

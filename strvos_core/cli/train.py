@@ -11,7 +11,8 @@ HELP = "Train StreamingRVOS on synthetic referring videos (YAML config; resumabl
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (see configs/train/)")
     parser.add_argument("--out", required=True, help="run directory: checkpoints/, log.jsonl")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --out (from step 0, with a log line, when it has none)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                         help="stop (with a checkpoint) after this optimizer step; continue later with --resume")
     parser.add_argument("--max-minutes", type=float, default=None, metavar="MIN",

@@ -129,6 +129,12 @@ class LossSection:
     # > 0: a training-only linear head must read the target's centre (x, y in [-1, 1]) off the [SEG] state (MSE,
     # frames where the target is visible): what the attention found must reach the state SAM 2 is prompted with.
     seg_position_weight: float = 0.0
+    # > 0: the same position head must read each image token's own cell centre off what that token hands the [SEG]
+    # row of the last layer when attended (o_proj of its value, every head; MSE). The head being linear, the [SEG]
+    # attention's weighted sum of those values then says where the attended cells are: what the attention finds
+    # reaches the state (measured without it: attention on the target 10x uniform, but what it reads carries no
+    # position, training.probe's attended/value R^2).
+    value_position_weight: float = 0.0
 
 
 @dataclass
@@ -273,7 +279,7 @@ def validate(config: TrainConfig) -> None:
     ls = config.loss
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
-             ls.seg_attention_weight, ls.seg_position_weight) >= 0, "loss weights must be >= 0")
+             ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight) >= 0, "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")

@@ -25,7 +25,7 @@ from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
-from strvos_core.training.attributes import AttributeHead, attribute_targets
+from strvos_core.training.attributes import AttributeHead, attribute_targets, cell_centres
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss, exemplar_tokens
@@ -41,6 +41,18 @@ class FrameOutput:
     state_in: torch.Tensor | None  # what was written over <TIME_CONTEXT>
     prompt: torch.Tensor | None = None  # [1, 256] text_hidden_fcs(seg_hidden): SAM 2's language token
     seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
+    image_values: torch.Tensor | None = None  # [image tokens, Cl] what each hands the last layer's attention output
+
+
+def value_contributions(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """[n, C] input of a Qwen2 decoder layer -> [n, C] what each token adds to a query's attention output when every
+    head attends to it alone: o_proj of its value, each key/value head repeated for the query heads that share it
+    (as repeat_kv lays them out). The attention output is the attention-weighted sum of these (one weight per head)."""
+    attention = layer.self_attn
+    values = attention.v_proj(layer.input_layernorm(hidden))
+    n, groups, dim = values.shape[0], attention.num_key_value_groups, attention.head_dim
+    values = values.view(n, -1, 1, dim).expand(-1, -1, groups, -1).reshape(n, -1)
+    return attention.o_proj(values)
 
 
 class TrainingModel(nn.Module):
@@ -63,7 +75,7 @@ class TrainingModel(nn.Module):
             heads["word_head"] = nn.Linear(prompt_dim, cfg.vocab_size)
         if loss_config.teacher_weight > 0:
             heads["teacher"] = ExpressionTeacher(cfg.vocab_size, prompt_dim)
-        if loss_config.seg_position_weight > 0:
+        if loss_config.seg_position_weight > 0 or loss_config.value_position_weight > 0:
             heads["seg_position"] = nn.Linear(cfg.hidden_size, 2)
         if loss_config.attribute_weight > 0:  # on what the decoder and the LLM look at
             heads["sam_attributes"] = AttributeHead(model.grounding_encoder.sam2_model.hidden_dim)
@@ -95,7 +107,16 @@ class TrainingModel(nn.Module):
         ids = torch.cat([prompt, answer[None]], dim=1)
         embeds = model.prompt_embeddings(ids, tokens, state)
         want_attention = self.loss_config.seg_attention_weight > 0
-        llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
+        last_layer = model.language_model.model.layers[-1]
+        last_input: list[torch.Tensor] = []
+        hook = last_layer.register_forward_pre_hook(
+            lambda _module, args, kwargs: last_input.append(args[0] if args else kwargs["hidden_states"]),
+            with_kwargs=True) if self.loss_config.value_position_weight > 0 else None
+        try:
+            llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
+        finally:
+            if hook is not None:
+                hook.remove()
         hidden = llm_out.last_hidden_state[0]
         start = prompt.shape[1]
         answer_states = hidden[start - 1:-1]
@@ -113,7 +134,11 @@ class TrainingModel(nn.Module):
         if want_attention:  # [heads, L, L] of the last layer -> the [SEG] row over the image tokens, renormalised
             row = llm_out.attentions[-1][0, :, seg_positions[0]].mean(dim=0)[ids[0] == model.token_ids.img_context]
             seg_attention = row / row.sum().clamp_min(1e-12)
-        return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention)
+        image_values = None
+        if last_input:
+            image_values = value_contributions(last_layer, last_input[0][0][ids[0] == model.token_ids.img_context])
+        return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
+                           image_values)
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
         """The LLM image tokens and the SAM 2 features of a frame (the per-frame work shared by its targets)."""
@@ -140,6 +165,7 @@ class TrainingModel(nn.Module):
         attribute_losses: list[torch.Tensor] = []
         attention_losses: list[torch.Tensor] = []
         position_losses: list[torch.Tensor] = []
+        value_losses: list[torch.Tensor] = []
         distill: list[torch.Tensor] = []
         self.last_frames = []
         for sample in samples:
@@ -167,6 +193,8 @@ class TrainingModel(nn.Module):
                         seg_words.append(self.seg_words_loss(out.prompt, words[k]))
                     if self.loss_config.seg_position_weight > 0 and target.masks[t].any():
                         position_losses.append(self.position_loss(out.seg_hidden, target.masks[t]))
+                    if out.image_values is not None:
+                        value_losses.append(self.value_position_loss(out.image_values))
                     if out.seg_attention is not None and target.masks[t].any():
                         attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
                     if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
@@ -198,7 +226,8 @@ class TrainingModel(nn.Module):
                  ("distill", distill, self.loss_config.teacher_distill_weight),
                  ("attributes", attribute_losses, self.loss_config.attribute_weight),
                  ("seg_attention", attention_losses, self.loss_config.seg_attention_weight),
-                 ("seg_position", position_losses, self.loss_config.seg_position_weight))
+                 ("seg_position", position_losses, self.loss_config.seg_position_weight),
+                 ("value_position", value_losses, self.loss_config.value_position_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()
@@ -238,6 +267,12 @@ class TrainingModel(nn.Module):
         """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""
         centre = torch.tensor(mask_centre(mask)) * 2 - 1
         return F.mse_loss(self.training_heads["seg_position"](seg_hidden[0].float()), centre.to(seg_hidden.device))
+
+    def value_position_loss(self, image_values: torch.Tensor) -> torch.Tensor:
+        """MSE of the position head on each image token's value contribution against its own cell's centre."""
+        side = token_grid_side(image_values.shape[0], "loss.value_position_weight")
+        centres = cell_centres((side, side)).to(image_values.device)
+        return F.mse_loss(self.training_heads["seg_position"](image_values.float()), centres)
 
     @staticmethod
     def attention_loss(attention: torch.Tensor, mask: np.ndarray) -> torch.Tensor:

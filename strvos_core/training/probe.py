@@ -10,8 +10,9 @@ Per frame, several expressions of distinct targets (appearance + relation) go th
   from the [SEG] state and from the projected token: the decoder follows positions, so the token must carry one.
 * the LLM's last layer, link by link: the [SEG] attention's mass on the target's token cells (and the mass a uniform
   attention would put there), and the position R^2 of the image token at the target's centre and of the
-  attention-weighted mix of image tokens the [SEG] row reads (both at the last layer's input). Attention on the
-  target with no position in what it reads means the values, not the search, fail.
+  attention-weighted mix of image tokens the [SEG] row reads (both at the last layer's input), and of what it
+  actually reads: the attention-weighted value contributions (`read`). Attention on the target with no position in
+  what it reads means the values, not the search, fail.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch
 from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side
+from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side, value_contributions
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
@@ -62,7 +63,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
                                kinds=("appearance", "relation"))
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
-    mass, uniform, at_centre, attended = [], [], [], []
+    mass, uniform, at_centre, attended, read = [], [], [], [], []
     with torch.no_grad():
         for index in range(frames):
             sample = pool.sample(0, 0, 0, index)
@@ -82,7 +83,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
                     tokens.append(out.prompt[0].float().numpy())
                     link = _attention_link(model, sample.targets[k].expression, last_inputs[k],
                                            out.seg_attention.float(), mask)
-                    for values, value in zip((mass, uniform, at_centre, attended), link, strict=True):
+                    for values, value in zip((mass, uniform, at_centre, attended, read), link, strict=True):
                         values.append(value)
             if len(outputs) > 1:
                 unit = torch.nn.functional.normalize(torch.cat([o.prompt for o in outputs]).float(), dim=1)
@@ -101,16 +102,21 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
         "uniform_on_target": float(np.mean(uniform)) if uniform else float("nan"),
         "centre_token_position_r2": _held_out_r2(np.array(at_centre), centres_arr) if at_centre else float("nan"),
         "attended_position_r2": _held_out_r2(np.array(attended), centres_arr) if attended else float("nan"),
+        "read_position_r2": _held_out_r2(np.array(read), centres_arr) if read else float("nan"),
         "targets": len(own),
     }
 
 
 def _attention_link(model, expression: str, layer_input: torch.Tensor, attention: torch.Tensor,
-                    mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+                    mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
     """For one target: the [SEG] attention's mass on the target's token cells, a uniform attention's mass there, the
-    image token at the target's centre cell and the attention-weighted image tokens (last layer's input)."""
+    image token at the target's centre cell, the attention-weighted image tokens (last layer's input) and what the
+    attention reads: the attention-weighted value contributions (`forward.value_contributions`)."""
     ids = model.prompt_ids(expression, 1)[0]
-    image = layer_input[: ids.shape[0]][ids == model.token_ids.img_context].float()
+    image = layer_input[: ids.shape[0]][ids == model.token_ids.img_context]
+    with torch.no_grad():
+        values = value_contributions(model.language_model.model.layers[-1], image).float()
+    image = image.float()
     side = token_grid_side(image.shape[0], "probe")
     share = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(mask.astype(np.float32))[None, None],
                                                     (side, side)).flatten()
@@ -118,7 +124,7 @@ def _attention_link(model, expression: str, layer_input: torch.Tensor, attention
     x, y = mask_centre(mask)
     cell = min(int(y * side), side - 1) * side + min(int(x * side), side - 1)
     return (float(attention[inside].sum()), float(inside.float().mean()), image[cell].numpy(),
-            (attention[:, None] * image).sum(dim=0).numpy())
+            (attention[:, None] * image).sum(dim=0).numpy(), (attention[:, None] * values).sum(dim=0).numpy())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUT
 from strvos_core.training.attributes import GROUP_SIZES, AttributeHead, attribute_targets
 from strvos_core.training.build import build_model, configure_trainable, set_train_mode
 from strvos_core.training.data import SyntheticPool, prepare_frame
-from strvos_core.training.forward import TrainingModel
+from strvos_core.training.forward import TrainingModel, value_contributions
 
 
 def test_attribute_targets_are_the_area_shares_of_each_value():
@@ -82,7 +82,8 @@ def aided(micro_config):
     config = micro_config(model={"prompt_std": 0.15},
                           trainable={"llm": "full", "vision": "full", "sam2_image_encoder": "full"},
                           loss={"attribute_weight": 1.0, "seg_attention_weight": 1.0, "teacher_weight": 1.0,
-                                "teacher_distill_weight": 1.0, "seg_position_weight": 1.0, "point_sampling": False},
+                                "teacher_distill_weight": 1.0, "seg_position_weight": 1.0, "value_position_weight": 1.0,
+                                "point_sampling": False},
                           data={"expressions_per_sample": 2})
     model = build_model(config.model)
     configure_trainable(model, config.trainable, config.lora)
@@ -94,7 +95,7 @@ def test_the_aids_reach_the_parts_they_train(aided):
     config, model, trainer = aided
     sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
     terms = trainer([sample], torch.Generator().manual_seed(0))
-    for key in ("attributes", "seg_attention", "teacher", "distill", "seg_position"):
+    for key in ("attributes", "seg_attention", "teacher", "distill", "seg_position", "value_position"):
         assert key in terms and torch.isfinite(terms[key]) and float(terms[key].detach()) > 0, key
     out = trainer.last_frames[0][0]
     assert out.seg_attention is not None
@@ -105,8 +106,49 @@ def test_the_aids_reach_the_parts_they_train(aided):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads[name].parameters()), name
     # the attention loss trains the LLM's queries/keys; the attribute heads train both image encoders
     assert model.language_model.model.layers[-1].self_attn.q_proj.weight.grad.abs().sum() > 0
+    # the value-position aid trains what the last layer's attention reads (values and output projection)
+    assert model.language_model.model.layers[-1].self_attn.v_proj.weight.grad.abs().sum() > 0
+    assert out.image_values is not None and out.image_values.shape[1] == model.config.language.hidden_size
     assert model.grounding_encoder.sam2_model.image_encoder.neck.convs[-1].conv.weight.grad.abs().sum() > 0
     assert model.mlp1[-1].weight.grad.abs().sum() > 0
+
+
+def test_value_contributions_mix_into_the_attention_output(aided):
+    """With the last layer's queries zeroed every head attends uniformly, so the last token's attention output is
+    the mean of the tokens' value contributions: checks the key/value head layout against the real layer."""
+    _, model, _ = aided
+    layer = model.language_model.model.layers[-1]
+    captured = {}
+
+    def keep_input(_module, args, kwargs):
+        captured["input"] = args[0] if args else kwargs["hidden_states"]
+
+    def keep_output(_module, _args, output):
+        captured["output"] = output[0]
+
+    hooks = [layer.register_forward_pre_hook(keep_input, with_kwargs=True),
+             layer.self_attn.register_forward_hook(keep_output)]
+    with torch.no_grad():
+        layer.self_attn.q_proj.weight.zero_()
+        layer.self_attn.q_proj.bias.zero_()
+        model.language_model.model(inputs_embeds=torch.randn(1, 9, model.config.language.hidden_size))
+        for hook in hooks:
+            hook.remove()
+        contributions = value_contributions(layer, captured["input"][0])
+    assert contributions.shape == (9, model.config.language.hidden_size)
+    torch.testing.assert_close(captured["output"][0, -1], contributions.mean(dim=0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(captured["output"][0, 2], contributions[:3].mean(dim=0), rtol=1e-5, atol=1e-5)
+
+
+def test_value_position_loss_reads_each_token_cell_centre(aided):
+    _, model, trainer = aided
+    head = trainer.training_heads["seg_position"]
+    values = torch.randn(4, model.config.language.hidden_size)  # a 2x2 token grid
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        # centres (-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5): every coordinate off by 0.5
+        assert float(trainer.value_position_loss(values)) == pytest.approx(0.25, rel=1e-6)
 
 
 def test_eager_attention_changes_nothing_but_the_returned_weights(aided):
@@ -190,15 +232,18 @@ def test_attention_link_reads_the_mass_on_the_target_and_what_the_attention_mixe
     ids = model.prompt_ids("the red square", 1)[0]
     image = ids == model.token_ids.img_context
     side = int(round(int(image.sum()) ** 0.5))
-    layer_input = torch.randn(ids.shape[0] + 3, 8)
+    layer_input = torch.randn(ids.shape[0] + 3, model.config.language.hidden_size)
     mask = np.zeros((side * 10, side * 10), bool)
     mask[:10, -10:] = True  # the top-right token cell exactly
     attention = torch.zeros(int(image.sum()))
     attention[side - 1] = 1.0
-    mass, uniform, centre, attended = _attention_link(model, "the red square", layer_input, attention, mask)
+    mass, uniform, centre, attended, read = _attention_link(model, "the red square", layer_input, attention, mask)
     assert mass == 1.0 and uniform == pytest.approx(1 / side**2)
     np.testing.assert_allclose(centre, layer_input[: ids.shape[0]][image][side - 1].numpy())
     np.testing.assert_allclose(attended, centre)
+    with torch.no_grad():  # what the attention reads from that one token: its value contribution
+        own = value_contributions(model.language_model.model.layers[-1], layer_input[: ids.shape[0]][image])
+    np.testing.assert_allclose(read, own[side - 1].numpy(), rtol=1e-5, atol=1e-6)
     attention = torch.full_like(attention, 1 / attention.numel())  # uniform: the mass a blind search puts there
     assert _attention_link(model, "the red square", layer_input, attention, mask)[0] == pytest.approx(uniform)
 

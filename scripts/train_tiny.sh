@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Trains the embedded default model from scratch on this CPU and ships it (hours on 2 cores; resumable):
-#   stage 0  SAM 2 alone on its own prompts: clicks, boxes, corrections (configs/train/tiny_sam2_promptable.yaml)
+#   stage 0  SAM 2 alone on its own prompts: clicks, boxes, corrections (configs/train/tiny_sam2_promptable.yaml);
+#            its SAM 2 is kept in artifacts/tiny_stage0 (float16): skipped when that file is there, unless --stage0
 #   stage 1  the [SEG] path on single frames, appearance + relation     (configs/train/tiny_stage1.yaml)
 #   stage 2  3-frame clips with the [SEG] recurrence, all kinds          (configs/train/tiny_stage2.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
 # Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
-# Usage: bash scripts/train_tiny.sh [--test-videos N]   (STRVOS_TRAIN_THREADS=1 on a machine shared with other jobs)
+# Usage: bash scripts/train_tiny.sh [--stage0] [--test-videos N]
+#        (STRVOS_TRAIN_THREADS=1 on a machine shared with other jobs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_VIDEOS=40
-if [ "${1:-}" = "--test-videos" ]; then TEST_VIDEOS=$2; fi
+STAGE0=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage0) STAGE0=1; shift ;;
+    --test-videos) TEST_VIDEOS=$2; shift 2 ;;
+    *) echo "train_tiny.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
 THREADS=()
 if [ -n "${STRVOS_TRAIN_THREADS:-}" ]; then THREADS=(--threads "$STRVOS_TRAIN_THREADS"); fi
 VENV=$(bash "$ROOT/scripts/setup.sh" --print-venv)
@@ -27,10 +36,16 @@ train() {  # config, run dir: fresh, resumed, or already finished
   else strvos train --config "$1" --out "$2" "${THREADS[@]}"; fi
 }
 
-train configs/train/tiny_sam2_promptable.yaml runs/tiny_s0
-strvos convert --checkpoint runs/tiny_s0 --out runs/tiny_s0/export
-python -m strvos_core.training.prompt_eval --run runs/tiny_s0 --frames 60 | tee runs/tiny_s0/prompt_eval.txt
+S0=artifacts/tiny_stage0
+if [ "$STAGE0" = 1 ] || [ ! -f "$S0/sam2_grounding_fp16.safetensors" ]; then
+  train configs/train/tiny_sam2_promptable.yaml runs/tiny_s0
+  strvos convert --checkpoint runs/tiny_s0 --out "$S0/sam2_grounding_fp16.safetensors" --grounding-only --dtype float16
+  python -m strvos_core.training.prompt_eval --run runs/tiny_s0 --frames 60 | tee "$S0/prompt_eval.txt"
+else
+  echo "train_tiny.sh: stage 0 kept from $S0 (--stage0 retrains it)"
+fi
 train configs/train/tiny_stage1.yaml runs/tiny_s1
+python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
 strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
 train configs/train/tiny_stage2.yaml runs/tiny_s2
 strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
@@ -41,5 +56,9 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-python -m strvos_core.training.model_card --model "$MODEL" --runs runs/tiny_s0 runs/tiny_s1 runs/tiny_s2 \
-  --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS"
+python -m strvos_core.training.probe --run runs/tiny_s2 --frames 60 | tee runs/tiny_s2/probe.md
+RUNS=(runs/tiny_s1 runs/tiny_s2)
+if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
+python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" \
+  --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
+  --probe runs/tiny_s2/probe.md --stage0 "$S0/prompt_eval.txt"

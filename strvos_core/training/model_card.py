@@ -1,10 +1,13 @@
 """The model card of a trained export: how it was made (command, configs, seeds, time) and what it scores.
 
-    python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE
+    python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE \
+        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt]
 
 Reads each run's train_config.json and log.jsonl, the two `strvos eval` summaries (the model streaming with its
-[SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json. Numbers
-are copied from those files, never typed in.
+[SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json; with
+`--probe`, the link-by-link table `training.probe` printed for the last [SEG] run (does the mask follow the text,
+and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`).
+Numbers are copied from those files, never typed in.
 """
 from __future__ import annotations
 
@@ -70,7 +73,27 @@ def score_table(streaming: dict[str, Any], no_state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int) -> str:
+PROBE_NOTE = """Columns: own / other IoU of the [SEG] mask with its own target and with the frame's other targets (a
+model that ignores the text scores the same on both); min cosine between one frame's prompt tokens; linear position
+R^2 of the target's centre from the [SEG] state and from SAM 2's prompt token; the last LLM layer link by link: the
+[SEG] attention's mass on the target's cells (and what a uniform attention puts there), the position R^2 of the
+image token at the target's centre, of the attention-weighted image tokens and of what the attention reads (the
+weighted value contributions). SAM 2's decoder follows a click's position, so the chain needs every R^2 near 1."""
+
+
+def _evidence(title: str, path: Path | None, note: str = "") -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise StrvosError(f"{path} not found") from None
+    table = "\n".join(line for line in text.splitlines() if line.startswith("|")) or text
+    return f"\n## {title} (`{path.name}`)\n\n{table}\n" + (f"\n{note}\n" if note else "")
+
+
+def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
+               probe: Path | None = None, stage0: Path | None = None) -> str:
     facts = [run_facts(r) for r in runs]
     streaming, no_state = eval_scores(streaming_dir), eval_scores(no_state_dir)
     weights = model / "model.safetensors"
@@ -81,9 +104,11 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     total = sum(f["minutes"] for f in facts)
     missed = [k for k in KINDS if k in streaming["by_kind"] and streaming["by_kind"][k]["JF"] < TARGETS[k]]
     verdict = ("All targets met." if not missed else
-               f"**Targets not met for: {', '.join(missed)}.** Where the two J&F columns agree, the model ignores "
-               "the expression (it segments the most salient object); see strvos_core/training/README.md for the "
-               "diagnosis of training from scratch.")
+               f"**Targets not met for: {', '.join(missed)}.** Whether the mask follows the text at all, and which "
+               "link fails, is in the probe table below (own vs other IoU); where the two J&F columns agree, the "
+               "streaming state adds nothing. The diagnosis of training from scratch: strvos_core/training/README.md.")
+    evidence = (_evidence("Does the mask follow the text: training.probe on held-out frames", probe, PROBE_NOTE)
+                + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0))
     card = f"""# strvos-synthetic-tiny
 
 The StreamingRVOS architecture (InternViT + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
@@ -114,7 +139,7 @@ Commands (from `{TRAIN_COMMAND}`):
 
 "Without the state" feeds the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's
 [SEG] hidden state: what the streaming memory buys.
-"""
+{evidence}"""
     (model / "README.md").write_text(card)
     (model / "scores.json").write_text(json.dumps({"runs": facts, "streaming": streaming, "no_state": no_state,
                                                    "targets": TARGETS}, indent=2))
@@ -127,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", required=True, nargs="+", type=Path)
     parser.add_argument("--eval", required=True, nargs=2, type=Path, metavar=("STREAMING", "NO_STATE"))
     parser.add_argument("--test-videos", type=int, required=True)
+    parser.add_argument("--probe", type=Path, help="what `python -m strvos_core.training.probe` printed")
+    parser.add_argument("--stage0", type=Path, help="what `python -m strvos_core.training.prompt_eval` printed")
     args = parser.parse_args(argv)
     try:
-        table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos)
+        table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos, args.probe,
+                           args.stage0)
     except StrvosError as exc:
         print(f"model_card: error: {exc}", file=sys.stderr)
         return 2

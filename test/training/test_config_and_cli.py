@@ -1,10 +1,12 @@
 """Training configs: the shipped YAML files parse, bad values are named, `strvos train` runs and resumes."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from strvos_core.cli.main import main
@@ -97,3 +99,19 @@ def test_cli_train_stops_at_its_time_box_with_a_checkpoint_and_takes_a_device(mi
     assert "step 5: loss" in capsys.readouterr().out
     assert main(["train", "--config", str(path), "--out", str(out), "--max-minutes", "0"]) == 2
     assert "--max-minutes" in capsys.readouterr().err
+
+
+def test_stage1_config_starts_from_the_committed_stage0_sam2():
+    """configs/train/tiny_stage1.yaml names artifacts/tiny_stage0's SAM 2: the file must exist, fit the config's
+    SAM 2 and be what the build holds afterwards (a stale or mismatched artifact fails here, not hours into a run)."""
+    from safetensors.torch import load_file
+
+    from strvos_core.training.build import build_model
+
+    root = Path(__file__).resolve().parents[2]
+    config = TrainConfig.from_yaml(root / "configs" / "train" / "tiny_stage1.yaml")
+    artifact = root / config.model.grounding_init
+    model = build_model(dataclasses.replace(config.model, grounding_init=str(artifact)))
+    saved = load_file(str(artifact))
+    state = model.state_dict()
+    assert saved and all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in saved.items())

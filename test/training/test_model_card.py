@@ -50,3 +50,20 @@ def test_missing_summary_is_named(tmp_path):
     _run(tmp_path / "s1", "image", 1.0, [1.0])
     with pytest.raises(StrvosError, match="summary.json not found"):
         write_card(tmp_path, [tmp_path / "s1"], tmp_path / "nope", tmp_path / "nope", 1)
+
+
+def test_probe_and_stage0_tables_are_copied_in(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    _run(tmp_path / "s1", "image", 1.0, [1.0])
+    kinds = {"appearance": {"J": 0.3, "F": 0.3, "JF": 0.3, "count": 1}}
+    _eval(tmp_path / "on", kinds, 0.3)
+    _eval(tmp_path / "off", kinds, 0.3)
+    (tmp_path / "probe.md").write_text("log line\n| step | own_iou |\n|---|---|\n| 3000 | 0.412 |\n")
+    (tmp_path / "s0.txt").write_text("run: 181 objects\n| click best | box |\n|---|---|\n| 0.721 | 0.733 |\n")
+    write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, tmp_path / "probe.md", tmp_path / "s0.txt")
+    card = (model / "README.md").read_text()
+    assert "| 3000 | 0.412 |" in card and "| 0.721 | 0.733 |" in card and "log line" not in card
+    assert "Targets not met for: appearance" in card
+    with pytest.raises(StrvosError, match="missing.md not found"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, tmp_path / "missing.md")

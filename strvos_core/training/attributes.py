@@ -26,7 +26,8 @@ def attribute_targets(labels: np.ndarray, attributes: dict[int, dict[str, str]],
     ids = [int(i) for i in np.unique(labels) if i != 0 and int(i) in attributes]
     masks = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32)) if ids \
         else torch.zeros(0, *labels.shape)
-    shares = F.adaptive_avg_pool2d(masks[None], grid)[0].reshape(len(ids), -1)  # [objects, cells]
+    # [objects, cells]; a frame with no object in view (objects leave the frame in videos) has no rows
+    shares = F.adaptive_avg_pool2d(masks[None], grid)[0].reshape(len(ids), grid[0] * grid[1])
     groups = []
     for attribute in ATTRIBUTES:
         values = ATTRIBUTE_VALUES[attribute]

@@ -32,6 +32,15 @@ def test_attribute_targets_are_the_area_shares_of_each_value():
         start += size
 
 
+def test_attribute_targets_of_a_frame_without_objects_are_all_background():
+    """Objects leave the frame in videos: a frame with none in view (the stage-2 run that found this crashed)."""
+    targets = attribute_targets(np.zeros((12, 16), dtype=np.int32), {}, (3, 4))
+    assert targets.shape == (12, sum(GROUP_SIZES))
+    ends = np.cumsum(GROUP_SIZES) - 1
+    torch.testing.assert_close(targets[:, ends], torch.ones(12, len(GROUP_SIZES)))
+    assert float(targets.sum()) == 12 * len(GROUP_SIZES)
+
+
 def test_attribute_head_loss_is_lowest_on_the_targets():
     head = AttributeHead(8)
     labels = np.zeros((4, 4), dtype=np.uint8)

@@ -46,8 +46,10 @@ def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> 
     return float(1.0 - residual / max(spread, 1e-12))
 
 
-def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, float]:
-    """The newest checkpoint of `run` (a training output folder) probed on `frames` held-out frames."""
+def probe(run: str | Path, frames: int = 120, seed: int = 777,
+          kinds: tuple[str, ...] = ("appearance", "relation")) -> dict[str, float]:
+    """The newest checkpoint of `run` (a training output folder) probed on `frames` held-out frames, with expressions
+    of `kinds` (single-frame kinds: appearance, relation)."""
     directory = checkpointing.list_checkpoints(run)[-1]
     config = checkpointing.load_train_config(directory)
     model = checkpointing.load_model(directory)
@@ -60,7 +62,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777) -> dict[str, floa
         with_kwargs=True)
     data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
                                expressions_per_sample=max(config.data.expressions_per_sample, 4),
-                               kinds=("appearance", "relation"))
+                               kinds=tuple(kinds))
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
     mass, uniform, at_centre, attended, read = [], [], [], [], []
@@ -133,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--seed", type=int, default=777, help="data seed of the held-out frames")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--kinds", default="appearance,relation",
+                        help="expression kinds, comma-separated (one of them alone: where the link fails per kind)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = probe(args.run, args.frames, args.seed)
+    result = probe(args.run, args.frames, args.seed, tuple(args.kinds.split(",")))
     print("| " + " | ".join(result) + " |")
     print("|" + "---|" * len(result))
     print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in result.values()) + " |")

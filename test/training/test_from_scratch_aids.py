@@ -228,6 +228,20 @@ def test_probe_reports_on_a_trained_checkpoint(micro_config, tmp_path, capsys):
     assert row["step"] == "1" and int(row["targets"]) >= 2
     assert 0.0 <= float(row["own_iou"]) <= 1.0 and -1.0 <= float(row["min_cosine"]) <= 1.0
     assert 0.0 <= float(row["attention_on_target"]) <= 1.0 and 0.0 < float(row["uniform_on_target"]) < 1.0
+    assert "read_position_r2" in row
+
+
+def test_probe_draws_only_the_kinds_it_is_given(micro_config, tmp_path, monkeypatch):
+    from strvos_core.training import probe as probe_module
+    from strvos_core.training.trainer import train
+
+    config = micro_config(run={"steps": 1}, data={"expressions_per_sample": 2, "num_videos": 3})
+    train(config, tmp_path / "run", progress=False)
+    seen = []
+    real_pool = probe_module.SyntheticPool
+    monkeypatch.setattr(probe_module, "SyntheticPool", lambda data: seen.append(data.kinds) or real_pool(data))
+    assert probe_module.main(["--run", str(tmp_path / "run"), "--frames", "1", "--kinds", "relation"]) == 0
+    assert seen == [("relation",)]
 
 
 def test_attention_link_reads_the_mass_on_the_target_and_what_the_attention_mixes(micro_config, tmp_path):

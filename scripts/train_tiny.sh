@@ -3,6 +3,7 @@
 #   stage 0  SAM 2 alone on its own prompts: clicks, boxes, corrections (configs/train/tiny_sam2_promptable.yaml);
 #            its SAM 2 is kept in artifacts/tiny_stage0 (float16): skipped when that file is there, unless --stage0
 #   stage 1  the [SEG] path on single frames, appearance + relation     (configs/train/tiny_stage1.yaml)
+#   stage 1b stage 1 continued on fresh frames, the [SEG] attention 3x  (configs/train/tiny_stage1b.yaml)
 #   stage 2  3-frame clips with the [SEG] recurrence, all kinds          (configs/train/tiny_stage2.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
@@ -47,6 +48,9 @@ fi
 train configs/train/tiny_stage1.yaml runs/tiny_s1
 python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
 strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
+train configs/train/tiny_stage1b.yaml runs/tiny_s1b
+python -m strvos_core.training.probe --run runs/tiny_s1b --frames 60 | tee runs/tiny_s1b/probe.md
+strvos convert --checkpoint runs/tiny_s1b --out runs/tiny_s1b/export
 train configs/train/tiny_stage2.yaml runs/tiny_s2
 strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
 
@@ -57,7 +61,7 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
 python -m strvos_core.training.probe --run runs/tiny_s2 --frames 60 | tee runs/tiny_s2/probe.md
-RUNS=(runs/tiny_s1 runs/tiny_s2)
+RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2)
 if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
 python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \

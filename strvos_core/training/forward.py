@@ -13,6 +13,8 @@ Unlike the reference (loss on the last frame only), every frame's answer and mas
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,18 @@ class FrameOutput:
     prompt: torch.Tensor | None = None  # [1, 256] text_hidden_fcs(seg_hidden): SAM 2's language token
     seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
     image_values: torch.Tensor | None = None  # [image tokens, Cl] what each hands the last layer's attention output
+
+
+@contextmanager
+def layer_inputs(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, collects the hidden states `layer` (a decoder layer) receives, one per forward."""
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_pre_hook(
+        lambda _module, args, kwargs: seen.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        hook.remove()
 
 
 def value_contributions(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -108,15 +122,9 @@ class TrainingModel(nn.Module):
         embeds = model.prompt_embeddings(ids, tokens, state)
         want_attention = self.loss_config.seg_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]
-        last_input: list[torch.Tensor] = []
-        hook = last_layer.register_forward_pre_hook(
-            lambda _module, args, kwargs: last_input.append(args[0] if args else kwargs["hidden_states"]),
-            with_kwargs=True) if self.loss_config.value_position_weight > 0 else None
-        try:
+        capture = layer_inputs(last_layer) if self.loss_config.value_position_weight > 0 else nullcontext([])
+        with capture as last_input:
             llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
-        finally:
-            if hook is not None:
-                hook.remove()
         hidden = llm_out.last_hidden_state[0]
         start = prompt.shape[1]
         answer_states = hidden[start - 1:-1]

@@ -26,7 +26,13 @@ import torch
 from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side, value_contributions
+from strvos_core.training.forward import (
+    TrainingModel,
+    layer_inputs,
+    mask_centre,
+    token_grid_side,
+    value_contributions,
+)
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
@@ -56,17 +62,14 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
     model.eval()
     # the [SEG] attention row is wanted whatever the run trained with (eager attention computes what sdpa does)
     trainer = TrainingModel(model, dataclasses.replace(config.loss, seg_attention_weight=1.0))
-    last_inputs: list[torch.Tensor] = []  # the last decoder layer's input, one per frame_forward call
-    hook = model.language_model.model.layers[-1].register_forward_pre_hook(
-        lambda _module, args, kwargs: last_inputs.append((args[0] if args else kwargs["hidden_states"])[0]),
-        with_kwargs=True)
     data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
                                expressions_per_sample=max(config.data.expressions_per_sample, 4),
                                kinds=tuple(kinds))
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
     mass, uniform, at_centre, attended, read = [], [], [], [], []
-    with torch.no_grad():
+    # the last decoder layer's input, one per frame_forward call
+    with torch.no_grad(), layer_inputs(model.language_model.model.layers[-1]) as last_inputs:
         for index in range(frames):
             sample = pool.sample(0, 0, 0, index)
             last_inputs.clear()
@@ -83,7 +86,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
                     centres.append(mask_centre(mask))
                     states.append(out.seg_hidden[0].float().numpy())
                     tokens.append(out.prompt[0].float().numpy())
-                    link = _attention_link(model, sample.targets[k].expression, last_inputs[k],
+                    link = _attention_link(model, sample.targets[k].expression, last_inputs[k][0],
                                            out.seg_attention.float(), mask)
                     for values, value in zip((mass, uniform, at_centre, attended, read), link, strict=True):
                         values.append(value)
@@ -91,7 +94,6 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
                 unit = torch.nn.functional.normalize(torch.cat([o.prompt for o in outputs]).float(), dim=1)
                 similarity = unit @ unit.T
                 cosines.append(float(similarity[~torch.eye(len(outputs), dtype=torch.bool)].min()))
-    hook.remove()
     centres_arr = np.array(centres)
     return {
         "step": int(directory.name.split("_")[-1]),

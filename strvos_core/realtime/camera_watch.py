@@ -55,6 +55,9 @@ class CameraWatch:
         self._last: float | None = None
         self._state = CameraState.WAITING
         self._reported = CameraState.WAITING  # the state the last check returned
+        # LOST at some check since the last image: a restarted driver's publisher appears before its first image
+        # (the state goes LOST -> STALE), and that image still starts a new stream
+        self._lost_in_gap = False
         self.stale_events = 0   # LIVE -> STALE or LOST
         self.lost_events = 0    # -> LOST
         self.recoveries = 0     # STALE or LOST -> LIVE (equals stale_events once the camera is back)
@@ -62,16 +65,16 @@ class CameraWatch:
     def image(self, now: float) -> Resumed | None:
         """A good image at ``now`` (monotonic s); a Resumed when it ends a gap longer than the timeout."""
         with self._lock:
-            last, state = self._last, self._state
-            self._last, self._state = now, CameraState.LIVE
+            last, state, lost = self._last, self._state, self._lost_in_gap
+            self._last, self._state, self._lost_in_gap = now, CameraState.LIVE, False
             gap = last is not None and now - last > self.timeout
-            if not gap and state is not CameraState.LOST:
+            if not gap and not lost:
                 return None
             if state is CameraState.LIVE:  # a gap that no check saw: still a stale period
                 self.stale_events += 1
             self.recoveries += 1
             return Resumed(now - last if last is not None else 0.0,
-                           CameraState.LOST if state is CameraState.LOST else CameraState.STALE)
+                           CameraState.LOST if lost else CameraState.STALE)
 
     def check(self, now: float, publishers: int) -> CameraReport:
         """The state at ``now`` given how many publishers the colour topic has; counts the changes."""
@@ -89,6 +92,8 @@ class CameraWatch:
                     self.stale_events += 1
                 if state is CameraState.LOST:
                     self.lost_events += 1
+            if state is CameraState.LOST:
+                self._lost_in_gap = True
             reported, self._state, self._reported = self._reported, state, state
             return CameraReport(state, reported, age, publishers)
 
@@ -96,3 +101,4 @@ class CameraWatch:
         """Forget the stream (new subscriptions): WAITING until the first image."""
         with self._lock:
             self._last, self._state, self._reported = None, CameraState.WAITING, CameraState.WAITING
+            self._lost_in_gap = False

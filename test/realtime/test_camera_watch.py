@@ -25,6 +25,20 @@ def test_waiting_live_stale_lost_and_back():
     assert (watch.stale_events, watch.lost_events, watch.recoveries) == (1, 1, 1)
 
 
+def test_a_restarted_driver_whose_publisher_comes_before_its_images_is_a_new_stream():
+    """The restarted driver's publisher shows up a check before its first image (LOST -> STALE): still a new stream
+    (found by the node's camera-loss test, which failed about one run in two on this race)."""
+    watch = CameraWatch(timeout=1.0)
+    watch.image(0.0)
+    assert watch.check(2.0, publishers=0).state is CameraState.LOST
+    assert watch.check(3.0, publishers=1).state is CameraState.STALE  # the new driver's publisher, no image yet
+    resumed = watch.image(3.5)
+    assert resumed.was is CameraState.LOST and resumed.new_stream
+    watch.check(6.0, publishers=1)  # a later stall of the new driver: a STALE gap again, not LOST
+    assert not watch.image(6.5).new_stream
+    assert (watch.stale_events, watch.lost_events, watch.recoveries) == (2, 1, 2)
+
+
 def test_a_stall_with_the_publisher_there_continues_the_stream():
     watch = CameraWatch(timeout=1.0)
     watch.image(0.0)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strvos_core.datasets.synthetic.expressions import parse_expression
 from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUTES
 
 # one class per value of each attribute, plus "background" (no object) at the end of each group
@@ -37,6 +38,23 @@ def attribute_targets(labels: np.ndarray, attributes: dict[int, dict[str, str]],
         target[:, -1] = (1.0 - target[:, :-1].sum(dim=1)).clamp_min(0.0)
         groups.append(target)
     return torch.cat(groups, dim=1)
+
+
+def said_attributes(expression: str) -> torch.Tensor:
+    """[groups] per attribute, the index of the value the expression names for its target (the noun phrase before
+    any relation or motion), or the group's last class ("not said"): loss.seg_attribute_weight's target."""
+    try:
+        said = dict(parse_expression(expression).attributes)
+    except ValueError as error:
+        raise ValueError(f"loss.seg_attribute_weight needs synthetic expressions: {error}") from None
+    return torch.tensor([ATTRIBUTE_VALUES[a].index(said[a]) if a in said else len(ATTRIBUTE_VALUES[a])
+                         for a in ATTRIBUTES])
+
+
+def said_attribute_loss(logits: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """[sum(GROUP_SIZES)] logits of one state and `said_attributes` -> cross-entropy summed over the groups."""
+    parts = torch.split(logits.float(), GROUP_SIZES)
+    return sum(F.cross_entropy(part[None], goal[i:i + 1].to(part.device)) for i, part in enumerate(parts))
 
 
 def cell_centres(grid: tuple[int, int]) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _block(inputs: int, outputs: int) -> nn.Sequential:
+def conv_block(inputs: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1), nn.GroupNorm(8, outputs), nn.GELU(),
                          nn.Conv2d(outputs, outputs, 3, padding=1), nn.GroupNorm(8, outputs), nn.GELU())
 
@@ -30,10 +30,10 @@ class ClickUNet(nn.Module):
         if len(channels) != 5:
             raise ValueError(f"ClickUNet needs 5 channel widths, got {channels}")
         self.click_sigma = click_sigma
-        self.encoder = nn.ModuleList([_block(4, channels[0])]
-                                     + [_block(channels[i], channels[i + 1]) for i in range(4)])
+        self.encoder = nn.ModuleList([conv_block(4, channels[0])]
+                                     + [conv_block(channels[i], channels[i + 1]) for i in range(4)])
         levels = 4 if full_resolution else 2
-        self.decoder = nn.ModuleList([_block(channels[4 - i] + channels[3 - i], channels[3 - i])
+        self.decoder = nn.ModuleList([conv_block(channels[4 - i] + channels[3 - i], channels[3 - i])
                                       for i in range(levels)])
         self.head = nn.Conv2d(channels[4 - levels], 3, 1)
 

@@ -135,6 +135,12 @@ class LossSection:
     # reaches the state (measured without it: attention on the target 10x uniform, but what it reads carries no
     # position, training.probe's attended/value R^2).
     value_position_weight: float = 0.0
+    # > 0: a training-only linear head must read, off the [SEG] state entering the last layer (what its attention
+    # query is made from), which value of each attribute the expression names ("not said" where it names none;
+    # synthetic expressions only). The attention can select an object by its description only if the query
+    # carries the description (measured without it: the appearance expressions of a frame give tokens at cosine
+    # 0.998, training.probe --kinds).
+    seg_attribute_weight: float = 0.0
 
 
 @dataclass
@@ -279,7 +285,8 @@ def validate(config: TrainConfig) -> None:
     ls = config.loss
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
-             ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight) >= 0, "loss weights must be >= 0")
+             ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight) >= 0,
+         "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")

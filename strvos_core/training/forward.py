@@ -27,7 +27,14 @@ from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
-from strvos_core.training.attributes import AttributeHead, attribute_targets, cell_centres
+from strvos_core.training.attributes import (
+    GROUP_SIZES,
+    AttributeHead,
+    attribute_targets,
+    cell_centres,
+    said_attribute_loss,
+    said_attributes,
+)
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss, exemplar_tokens
@@ -44,6 +51,7 @@ class FrameOutput:
     prompt: torch.Tensor | None = None  # [1, 256] text_hidden_fcs(seg_hidden): SAM 2's language token
     seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
     image_values: torch.Tensor | None = None  # [image tokens, Cl] what each hands the last layer's attention output
+    seg_query_state: torch.Tensor | None = None  # [Cl] the [SEG] state entering the last layer (its query's source)
 
 
 @contextmanager
@@ -82,7 +90,8 @@ class TrainingModel(nn.Module):
         # exported: the word head reads the expression's words off the prompt token (loss.seg_words_weight), the
         # teacher makes a prompt token from the words alone (loss.teacher_weight), the position head reads the
         # target's centre off the [SEG] state (loss.seg_position_weight), the attribute heads read what is where off
-        # SAM 2's image embedding and the LLM's image tokens (loss.attribute_weight)
+        # SAM 2's image embedding and the LLM's image tokens (loss.attribute_weight), the said-attributes head reads
+        # what the expression names off the [SEG] state entering the last layer (loss.seg_attribute_weight)
         prompt_dim = model.text_hidden_fcs[-2].out_features
         heads = {}
         if loss_config.seg_words_weight > 0:
@@ -94,6 +103,8 @@ class TrainingModel(nn.Module):
         if loss_config.attribute_weight > 0:  # on what the decoder and the LLM look at
             heads["sam_attributes"] = AttributeHead(model.grounding_encoder.sam2_model.hidden_dim)
             heads["llm_attributes"] = AttributeHead(cfg.hidden_size, position=True)
+        if loss_config.seg_attribute_weight > 0:
+            heads["said_attributes"] = nn.Linear(cfg.hidden_size, sum(GROUP_SIZES))
         self.training_heads = nn.ModuleDict(heads) if heads else None
         if loss_config.seg_attention_weight > 0:  # sdpa returns no attention weights; eager computes the same
             model.language_model.set_attn_implementation("eager")
@@ -122,7 +133,8 @@ class TrainingModel(nn.Module):
         embeds = model.prompt_embeddings(ids, tokens, state)
         want_attention = self.loss_config.seg_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]
-        capture = layer_inputs(last_layer) if self.loss_config.value_position_weight > 0 else nullcontext([])
+        wants_input = self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
+        capture = layer_inputs(last_layer) if wants_input else nullcontext([])
         with capture as last_input:
             llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
         hidden = llm_out.last_hidden_state[0]
@@ -142,11 +154,13 @@ class TrainingModel(nn.Module):
         if want_attention:  # [heads, L, L] of the last layer -> the [SEG] row over the image tokens, renormalised
             row = llm_out.attentions[-1][0, :, seg_positions[0]].mean(dim=0)[ids[0] == model.token_ids.img_context]
             seg_attention = row / row.sum().clamp_min(1e-12)
-        image_values = None
-        if last_input:
+        image_values = seg_query_state = None
+        if last_input and self.loss_config.value_position_weight > 0:
             image_values = value_contributions(last_layer, last_input[0][0][ids[0] == model.token_ids.img_context])
+        if last_input:
+            seg_query_state = last_input[0][0, seg_positions[0]]
         return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
-                           image_values)
+                           image_values, seg_query_state)
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
         """The LLM image tokens and the SAM 2 features of a frame (the per-frame work shared by its targets)."""
@@ -174,10 +188,13 @@ class TrainingModel(nn.Module):
         attention_losses: list[torch.Tensor] = []
         position_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
+        said_losses: list[torch.Tensor] = []
         distill: list[torch.Tensor] = []
         self.last_frames = []
         for sample in samples:
             answers = [self.answer_ids(target.answer) for target in sample.targets]
+            said = [said_attributes(t.expression) for t in sample.targets] \
+                if self.loss_config.seg_attribute_weight > 0 else []
             words = [self.expression_words(t.expression) for t in sample.targets] if self.word_head is not None else []
             teacher_tokens = [self.teacher(self.expression_ids(t.expression)) for t in sample.targets] \
                 if self.teacher is not None else []
@@ -203,6 +220,9 @@ class TrainingModel(nn.Module):
                         position_losses.append(self.position_loss(out.seg_hidden, target.masks[t]))
                     if out.image_values is not None:
                         value_losses.append(self.value_position_loss(out.image_values))
+                    if said:  # every frame: the words are there whether or not the target is in view
+                        said_losses.append(said_attribute_loss(
+                            self.training_heads["said_attributes"](out.seg_query_state.float()), said[k]))
                     if out.seg_attention is not None and target.masks[t].any():
                         attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
                     if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
@@ -235,7 +255,8 @@ class TrainingModel(nn.Module):
                  ("attributes", attribute_losses, self.loss_config.attribute_weight),
                  ("seg_attention", attention_losses, self.loss_config.seg_attention_weight),
                  ("seg_position", position_losses, self.loss_config.seg_position_weight),
-                 ("value_position", value_losses, self.loss_config.value_position_weight))
+                 ("value_position", value_losses, self.loss_config.value_position_weight),
+                 ("said_attributes", said_losses, self.loss_config.seg_attribute_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()

@@ -126,3 +126,74 @@ def test_oracle_features_mark_each_object_with_its_own_vector(micro_config):
     assert not embed[:, 0, 7].any()  # background
     sam = probe.model.grounding_encoder.sam2_model
     assert {id(p) for p in probe.parameters}.isdisjoint(id(p) for p in sam.image_encoder.parameters())
+
+
+def test_object_cells_keep_the_cells_one_object_covers_for_more_than_half():
+    from strvos_core.training.cell_probe import object_cells
+
+    labels = np.zeros((4, 4), dtype=np.uint8)
+    labels[:2, :2] = 3  # the whole top-left cell of a 2x2 grid
+    labels[2:, 2:] = [[5, 5], [5, 0]]  # three quarters of the bottom-right cell
+    labels[0, 2:] = 7  # half of the top-right cell: not more than half
+    assert object_cells(labels, 2) == [(0, 3), (3, 5)]
+
+
+def test_held_out_accuracy_separates_learnable_from_random_labels():
+    from strvos_core.training.cell_probe import held_out_accuracy
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 6))
+    learnable = (features[:, 0] > 0).astype(int) + 2 * (features[:, 1] > 0).astype(int)  # 4 classes, linear
+    assert held_out_accuracy(features, learnable, 4) > 0.9
+    assert held_out_accuracy(features, rng.integers(0, 4, size=300), 4) < 0.45  # chance is 0.25
+
+
+def test_cell_probe_reports_every_attribute_on_a_trained_checkpoint(micro_config, tmp_path, capsys):
+    from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTES
+    from strvos_core.training.cell_probe import STAGES, main
+    from strvos_core.training.trainer import train
+
+    config = micro_config(run={"steps": 1}, data={"num_videos": 3})
+    config.model.overrides["vision"]["image_size"] = 224  # 8x8 token cells of 12x8 px: objects cover some
+    train(config, tmp_path / "run", progress=False)
+    assert main(["--run", str(tmp_path / "run"), "--frames", "6"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "object cells" in lines[0] and int(lines[0].split()[0]) >= 3
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines[3:]}
+    assert sorted(rows) == sorted(ATTRIBUTES)
+    for line in rows.values():
+        numbers = [float(v) for v in line.strip("| ").split(" | ")[1:]]
+        assert len(numbers) == len(STAGES) + 1 and all(0.0 <= v <= 1.0 for v in numbers)
+
+
+def test_object_cell_loss_counts_only_cells_mostly_covered_by_one_object():
+    from strvos_core.training.attribute_probe import object_cell_loss
+    from strvos_core.training.attributes import GROUP_SIZES, attribute_targets
+
+    labels = np.zeros((4, 4), dtype=np.uint8)
+    labels[:2, :2] = 1  # the whole top-left cell of a 2x2 grid; the other cells are background
+    targets = attribute_targets(labels, {1: {"size": "small", "colour": "red", "texture": "plain",
+                                             "shape": "circle"}}, (2, 2))
+    logits = torch.zeros(4, sum(GROUP_SIZES))
+    uniform = sum(np.log(size - 1) for size in GROUP_SIZES)  # one cell, every value equally likely
+    assert float(object_cell_loss(logits, targets)) == pytest.approx(uniform, rel=1e-6)
+    logits[1:] = torch.randn(3, sum(GROUP_SIZES))  # background cells do not count
+    assert float(object_cell_loss(logits, targets)) == pytest.approx(uniform, rel=1e-6)
+
+
+@pytest.mark.parametrize("learner", ["vit", "conv"])
+def test_attribute_probe_trains_a_learner_and_scores_held_out_cells(micro_config, learner):
+    from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTES
+    from strvos_core.training.attribute_probe import AttributeProbe, run
+
+    config = micro_config(data={"num_videos": 3})
+    config.model.overrides["vision"]["image_size"] = 224  # 8x8 token cells of 12x8 px: objects cover some
+    probe = AttributeProbe(config, learner, batch=2, videos=4)
+    assert probe.side == 8
+    before = [p.detach().clone() for p in probe.parameters]
+    lines = []
+    results = run(probe, steps=2, eval_every=1, eval_frames=6, log=lines.append)
+    assert [r[0] for r in results] == [1, 2] and len(lines) == 2 and all(np.isfinite(r[1]) for r in results)
+    assert sorted(results[-1][2]) == sorted(ATTRIBUTES)
+    assert all(0.0 <= acc <= 1.0 and 0.0 < common <= 1.0 for acc, common in results[-1][2].values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, probe.parameters, strict=True))  # it trained

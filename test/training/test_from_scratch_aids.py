@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUTES
-from strvos_core.training.attributes import GROUP_SIZES, AttributeHead, attribute_targets
+from strvos_core.training.attributes import (
+    GROUP_SIZES,
+    AttributeHead,
+    attribute_targets,
+    said_attribute_loss,
+    said_attributes,
+)
 from strvos_core.training.build import build_model, configure_trainable, set_train_mode
 from strvos_core.training.data import SyntheticPool, prepare_frame
 from strvos_core.training.forward import TrainingModel, value_contributions
@@ -60,6 +66,29 @@ def test_attribute_head_loss_is_lowest_on_the_targets():
     assert float(head.loss(one_hot_cells, targets)) < 1e-3 < uniform
 
 
+def test_said_attributes_name_the_targets_noun_phrase_only():
+    """The landmark of a relation is not the target: only the words before "left of" count."""
+    said = said_attributes("the large striped circle left of the blue square")
+    expected = [ATTRIBUTE_VALUES["size"].index("large"), len(ATTRIBUTE_VALUES["colour"]),
+                ATTRIBUTE_VALUES["texture"].index("striped"), ATTRIBUTE_VALUES["shape"].index("circle")]
+    assert said.tolist() == expected
+    assert said_attributes("the red object moving left").tolist() == [
+        len(ATTRIBUTE_VALUES["size"]), ATTRIBUTE_VALUES["colour"].index("red"), len(ATTRIBUTE_VALUES["texture"]),
+        len(ATTRIBUTE_VALUES["shape"])]  # "object" names no shape
+    with pytest.raises(ValueError, match="seg_attribute_weight needs synthetic expressions"):
+        said_attributes("the mug on the table")
+
+
+def test_said_attribute_loss_sums_the_groups_cross_entropies():
+    goal = said_attributes("the red object")
+    uniform = torch.zeros(sum(GROUP_SIZES))
+    assert float(said_attribute_loss(uniform, goal)) == pytest.approx(sum(np.log(s) for s in GROUP_SIZES), rel=1e-6)
+    confident = torch.full((sum(GROUP_SIZES),), -20.0)
+    starts = np.cumsum((0, *GROUP_SIZES[:-1]))
+    confident[torch.as_tensor(starts) + goal] = 20.0
+    assert float(said_attribute_loss(confident, goal)) < 1e-6
+
+
 def test_position_loss_reads_the_mask_centre_in_minus_one_to_one(aided):
     _, model, trainer = aided
     mask = np.zeros((10, 20), dtype=bool)
@@ -92,7 +121,7 @@ def aided(micro_config):
                           trainable={"llm": "full", "vision": "full", "sam2_image_encoder": "full"},
                           loss={"attribute_weight": 1.0, "seg_attention_weight": 1.0, "teacher_weight": 1.0,
                                 "teacher_distill_weight": 1.0, "seg_position_weight": 1.0, "value_position_weight": 1.0,
-                                "point_sampling": False},
+                                "seg_attribute_weight": 1.0, "point_sampling": False},
                           data={"expressions_per_sample": 2})
     model = build_model(config.model)
     configure_trainable(model, config.trainable, config.lora)
@@ -104,14 +133,15 @@ def test_the_aids_reach_the_parts_they_train(aided):
     config, model, trainer = aided
     sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
     terms = trainer([sample], torch.Generator().manual_seed(0))
-    for key in ("attributes", "seg_attention", "teacher", "distill", "seg_position", "value_position"):
+    for key in ("attributes", "seg_attention", "teacher", "distill", "seg_position", "value_position",
+                "said_attributes"):
         assert key in terms and torch.isfinite(terms[key]) and float(terms[key].detach()) > 0, key
     out = trainer.last_frames[0][0]
     assert out.seg_attention is not None
     torch.testing.assert_close(out.seg_attention.sum(), torch.tensor(1.0))
     terms["loss"].backward()
     heads = trainer.training_heads
-    for name in ("sam_attributes", "llm_attributes", "teacher", "seg_position"):
+    for name in ("sam_attributes", "llm_attributes", "teacher", "seg_position", "said_attributes"):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads[name].parameters()), name
     # the attention loss trains the LLM's queries/keys; the attribute heads train both image encoders
     assert model.language_model.model.layers[-1].self_attn.q_proj.weight.grad.abs().sum() > 0
@@ -120,6 +150,9 @@ def test_the_aids_reach_the_parts_they_train(aided):
     assert out.image_values is not None and out.image_values.shape[1] == model.config.language.hidden_size
     assert model.grounding_encoder.sam2_model.image_encoder.neck.convs[-1].conv.weight.grad.abs().sum() > 0
     assert model.mlp1[-1].weight.grad.abs().sum() > 0
+    # the said-attributes aid reads the [SEG] state entering the last layer: it trains the layers before it
+    assert out.seg_query_state is not None and out.seg_query_state.shape == (model.config.language.hidden_size,)
+    assert model.language_model.model.layers[0].self_attn.v_proj.weight.grad.abs().sum() > 0
 
 
 def test_value_contributions_mix_into_the_attention_output(aided):

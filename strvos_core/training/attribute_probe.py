@@ -105,11 +105,12 @@ class AttributeProbe:
             parameter.requires_grad_(True)
         self.optimizer = torch.optim.AdamW(self.parameters, lr=lr, weight_decay=0.05)
         self.batch = batch
-        # many short videos: with the 600 of the [SEG] stages a learner can recall each object's shape instead of
-        # seeing it (the ViT's training loss fell while held-out shape stayed at chance)
+        # many short videos, generated as drawn and not kept (20000 would take ~50 GB): with the 600 of the [SEG]
+        # stages a learner can recall each object's shape instead of seeing it (the ViT's training loss fell while
+        # held-out shape stayed at chance)
         self.train_pool = SyntheticPool(dataclasses.replace(
             config.data, seed=seed + 11, stage="image", num_videos=videos, frames_per_video=frames_per_video,
-            clicks_per_frame=0, expressions_per_sample=1))
+            clicks_per_frame=0, expressions_per_sample=1), keep_videos=False)
         self.held_out = SyntheticPool(dataclasses.replace(config.data, seed=777, stage="image", clicks_per_frame=0,
                                                           expressions_per_sample=1))
 

@@ -88,18 +88,21 @@ class _PooledVideo:
 class SyntheticPool:
     """`num_videos` training videos, generated on first use and kept (frames and labels only)."""
 
-    def __init__(self, config: DataSection) -> None:
+    def __init__(self, config: DataSection, keep_videos: bool = True) -> None:
         self.config = config
         self.world = SyntheticConfig(width=config.width, height=config.height, num_frames=config.frames_per_video)
+        self.keep_videos = keep_videos  # False: regenerate on every use (a pool of thousands would not fit in memory)
         self._videos: dict[int, _PooledVideo] = {}
 
     def video(self, index: int) -> _PooledVideo:
-        if index not in self._videos:
-            video = generate_video(video_seed("train", self.config.seed, index), self.world)
-            self._videos[index] = _PooledVideo(video.frames, video.labels,
-                                               [(e.text, e.obj_id, e.kind) for e in video.expressions],
-                                               {o.obj_id: o.attributes() for o in video.objects})
-        return self._videos[index]
+        if index in self._videos:
+            return self._videos[index]
+        video = generate_video(video_seed("train", self.config.seed, index), self.world)
+        pooled = _PooledVideo(video.frames, video.labels, [(e.text, e.obj_id, e.kind) for e in video.expressions],
+                              {o.obj_id: o.attributes() for o in video.objects})
+        if self.keep_videos:
+            self._videos[index] = pooled
+        return pooled
 
     def sample(self, step: int, micro: int, rank: int, index: int) -> Sample:
         rng = np.random.default_rng([self.config.seed, step, micro, rank, index])

@@ -197,3 +197,15 @@ def test_attribute_probe_trains_a_learner_and_scores_held_out_cells(micro_config
     assert sorted(results[-1][2]) == sorted(ATTRIBUTES)
     assert all(0.0 <= acc <= 1.0 and 0.0 < common <= 1.0 for acc, common in results[-1][2].values())
     assert any(not torch.equal(a, b) for a, b in zip(before, probe.parameters, strict=True))  # it trained
+
+
+def test_a_pool_that_keeps_no_videos_regenerates_the_same_frames(micro_config):
+    from strvos_core.training.data import SyntheticPool
+
+    data = micro_config(data={"num_videos": 2}).data
+    kept, regenerated = SyntheticPool(data), SyntheticPool(data, keep_videos=False)
+    for step in range(3):
+        a, b = kept.sample(step, 0, 0, 0), regenerated.sample(step, 0, 0, 0)
+        np.testing.assert_array_equal(a.frames[0], b.frames[0])
+        np.testing.assert_array_equal(a.labels[0], b.labels[0])
+    assert kept._videos and not regenerated._videos

@@ -183,11 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=20000, help="training videos (generated as they are drawn)")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-frames", type=int, default=40)
+    parser.add_argument("--vision-position-init", type=float, default=None,
+                        help="a fresh ViT's position embeddings start as a 2D sine-cosine table of this RMS "
+                             "(model.vision_position_init; default: the config's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    probe = AttributeProbe(TrainConfig.from_yaml(args.config), args.learner, args.init, args.lr, args.batch,
-                           args.videos)
+    config = TrainConfig.from_yaml(args.config)
+    if args.vision_position_init is not None:
+        config.model.vision_position_init = args.vision_position_init
+    probe = AttributeProbe(config, args.learner, args.init, args.lr, args.batch, args.videos)
     run(probe, args.steps, args.eval_every, args.eval_frames)
     return 0
 

@@ -11,6 +11,7 @@ from strvos_core.errors import StrvosError
 from strvos_core.training.attention_init import mimetic_attention_init
 from strvos_core.training.config import LoraSection, ModelSection, TrainableSection
 from strvos_core.training.lora import apply_lora
+from strvos_core.training.position_init import init_vision_positions
 
 
 def load_tokenizer(spec: str):
@@ -67,6 +68,9 @@ def build_model(section: ModelSection):
         if section.decoder_attention_init is not None:
             raise StrvosError("model.decoder_attention_init re-draws a random decoder; with model.init the export's "
                               "trained decoder is kept: drop one of them")
+        if section.vision_position_init is not None:
+            raise StrvosError("model.vision_position_init re-draws a random ViT's position embeddings; with model.init "
+                              "the export's learned ones are kept: drop one of them")
         model = load_model(section.init)
         tokenizer = model.tokenizer
     else:
@@ -78,6 +82,8 @@ def build_model(section: ModelSection):
     if section.prompt_std is not None:
         with torch.no_grad():
             model.text_hidden_fcs[-2].weight.normal_(0.0, section.prompt_std)
+    if section.vision_position_init is not None:
+        init_vision_positions(model.vision_model, section.vision_position_init)
     if section.decoder_attention_init is not None:
         mimetic_attention_init(model.grounding_encoder.sam2_model.sam_mask_decoder, section.decoder_attention_init)
     if section.grounding_init:

@@ -44,6 +44,10 @@ class ModelSection:
     # position (the click's and the image's positional encodings match where they coincide). None keeps PyTorch's
     # init, under which the decoder learned "every object" and not "the clicked one" (training/README.md).
     decoder_attention_init: float | None = None
+    # From scratch only: the ViT's absolute position embeddings (zero in transformers' init) start as a 2D sine-cosine
+    # table of this root-mean-square (the patch embedding's output is ~0.5). From zero a small ViT stayed a bag of
+    # patches: colour and texture learned, shape at chance (training.attribute_probe). None keeps the zeros.
+    vision_position_init: float | None = None
     # SAM 2's weights from a stage-0 run (`strvos convert --grounding-only`), loaded over the build: the next stage
     # starts from a SAM 2 that answers prompts, and the rest of the model from the same seed as stage 0
     grounding_init: str | None = None
@@ -291,6 +295,8 @@ def validate(config: TrainConfig) -> None:
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
     need(config.model.embedding_std is None or config.model.embedding_std > 0, "model.embedding_std must be > 0")
     need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
+    need(config.model.vision_position_init is None or config.model.vision_position_init > 0,
+         "model.vision_position_init must be > 0")
     need(config.model.decoder_attention_init is None or config.model.decoder_attention_init > 0,
          "model.decoder_attention_init must be > 0")
     need(config.model.decoder_attention_init is None or config.model.grounding_init is None,

@@ -44,6 +44,7 @@ def test_defaults_are_the_reference_recipe():
     ({"optim": {"lr_scales": {"sam2_image_encoder": 0}}}, "optim.lr_scales"),
     ({"data": {"box_fraction": 1.5}}, "box_fraction"),
     ({"model": {"decoder_attention_init": -1.0}}, "decoder_attention_init"),
+    ({"model": {"vision_position_init": 0.0}}, "vision_position_init"),
 ])
 def test_bad_values_are_named(data, message):
     with pytest.raises(StrvosError, match=message):

@@ -313,3 +313,35 @@ def test_word_head_checkpoints_of_the_earlier_format_still_resume(tmp_path):
     heads = torch.nn.ModuleDict({"word_head": torch.nn.Linear(4, 6)})
     heads.load_state_dict(_training_heads_state(tmp_path, heads, "cpu"))
     torch.testing.assert_close(heads["word_head"].weight, old.weight)
+
+
+def test_sincos_table_encodes_row_then_column():
+    from strvos_core.training.position_init import sincos_table
+
+    table = sincos_table(3, 8)  # 2 frequencies per sin/cos block: omega 1 and 1/100
+    assert table.shape == (9, 8)
+    row, col = 1, 2
+    expected = [np.sin(row), np.sin(row / 100), np.cos(row), np.cos(row / 100),
+                np.sin(col), np.sin(col / 100), np.cos(col), np.cos(col / 100)]
+    np.testing.assert_allclose(table[row * 3 + col].numpy(), expected, rtol=1e-6)
+    assert len({tuple(r) for r in table.tolist()}) == 9  # every cell its own code
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_table(3, 6)
+
+
+def test_vision_position_init_writes_the_table_at_the_asked_scale(micro_config):
+    from strvos_core.errors import StrvosError
+    from strvos_core.training.position_init import sincos_table
+
+    zero = build_model(micro_config().model).vision_model.embeddings.position_embeddings
+    assert float(zero.abs().max()) == 0.0  # transformers' init: the reason for the option
+    model = build_model(micro_config(model={"vision_position_init": 0.5}).model)
+    table = model.vision_model.embeddings.position_embeddings[0].detach()
+    assert float(table[0].abs().max()) == 0.0  # the class token's position
+    assert float(table[1:].pow(2).mean().sqrt()) == pytest.approx(0.5, rel=1e-5)
+    side = int(round((table.shape[0] - 1) ** 0.5))
+    expected = sincos_table(side, table.shape[1])
+    torch.testing.assert_close(table[1:] / table[1:].pow(2).mean().sqrt(),
+                               expected / expected.pow(2).mean().sqrt())
+    with pytest.raises(StrvosError, match="vision_position_init"):
+        build_model(micro_config(model={"vision_position_init": 0.5, "init": "somewhere"}).model)

@@ -185,6 +185,8 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
                 norm_type=vision.get("norm_type", "rms_norm"), layer_norm_eps=vision.get("layer_norm_eps", 1e-6),
                 hidden_act=vision.get("hidden_act", "gelu"),
                 initializer_factor=vision.get("initializer_factor", 0.1),
+                trunk=extension.get("vision_trunk", "internvit"),
+                conv_widths=extension.get("vision_conv_widths", VisionConfig.conv_widths),
             ),
             language=LanguageConfig(
                 vocab_size=llm["vocab_size"], hidden_size=llm["hidden_size"],
@@ -234,7 +236,9 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
         "architectures": ["Sa2VAChatModel"],
         "model_type": "sa2va_chat",
         "vision_config": {
-            "architectures": ["InternVisionModel"], "model_type": "intern_vit_6b",
+            # a conv trunk is ours alone: not an InternVisionModel that a reference loader could build
+            "architectures": ["InternVisionModel" if v.trunk == "internvit" else "StrvosConvVisionTrunk"],
+            "model_type": "intern_vit_6b" if v.trunk == "internvit" else "strvos_conv_trunk",
             "hidden_size": v.hidden_size, "num_hidden_layers": v.num_hidden_layers,
             "num_attention_heads": v.num_attention_heads, "intermediate_size": v.intermediate_size,
             "image_size": v.image_size, "patch_size": v.patch_size, "qkv_bias": v.qkv_bias,
@@ -254,6 +258,7 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
             # read back by config_from_reference (the top-level fields are ignored: the reference hard-wires them)
             "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,
             "use_thumbnail": config.use_thumbnail,
+            "vision_trunk": v.trunk, "vision_conv_widths": list(v.conv_widths),
         },
     }
 

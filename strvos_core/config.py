@@ -40,6 +40,15 @@ class VisionConfig:
     layer_norm_eps: float = 1e-6
     hidden_act: str = "gelu"
     initializer_factor: float = 0.1  # initial value of the layer scales (ls1/ls2)
+    # "internvit" (the released models), "conv" or "vit+conv": modeling/conv_trunk.py, for the embedded model trained
+    # from scratch (its small ViT never learned shape); conv_widths are its stem and level widths, the last deepest
+    trunk: str = "internvit"
+    conv_widths: tuple[int, ...] = (16, 32, 64, 128)
+
+    def __post_init__(self) -> None:
+        if self.trunk not in ("internvit", "conv", "vit+conv"):
+            raise StrvosError(f"vision.trunk must be 'internvit', 'conv' or 'vit+conv', got {self.trunk!r}")
+        self.conv_widths = tuple(int(w) for w in self.conv_widths)  # JSON and YAML give lists
 
 
 @dataclass

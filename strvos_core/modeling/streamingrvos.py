@@ -82,7 +82,7 @@ class StreamingRVOSModel(nn.Module):
     def __init__(self, config: StreamingRVOSConfig) -> None:
         super().__init__()
         self.config = config
-        self.vision_model = build_vision_model(config.vision)
+        self.vision_model = build_vision_model(config.vision, config.downsample_ratio)
         self.mlp1 = VisionProjector(config.vision.hidden_size, config.language.hidden_size, config.downsample_ratio)
         self.language_model = build_language_model(config.language)
         self.grounding_encoder = GroundingModel(config.grounding)

@@ -1,4 +1,7 @@
-"""InternViT + pixel shuffle + mlp1: 448x448 tiles -> 256 LLM tokens each (the reference's `extract_feature`)."""
+"""InternViT + pixel shuffle + mlp1: 448x448 tiles -> 256 LLM tokens each (the reference's `extract_feature`).
+
+`vision.trunk` other than "internvit" swaps or joins a conv trunk in front of mlp1 for the embedded model
+(conv_trunk.py); the released path is untouched."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +9,13 @@ from torch import nn
 from transformers import InternVLVisionConfig, InternVLVisionModel
 
 from strvos_core.config import StreamingRVOSConfig, VisionConfig
+from strvos_core.modeling.conv_trunk import (
+    CONV_TRUNK,
+    HYBRID_TRUNK,
+    INTERNVIT,
+    ConvVisionTrunk,
+    HybridVisionTrunk,
+)
 
 
 def internvl_vision_config(config: VisionConfig) -> InternVLVisionConfig:
@@ -47,13 +57,31 @@ class VisionProjector(nn.Sequential):
         super().__init__(nn.LayerNorm(width), nn.Linear(width, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden))
 
 
-def build_vision_model(config: VisionConfig) -> InternVLVisionModel:
-    return InternVLVisionModel(internvl_vision_config(config))
+def build_vision_model(config: VisionConfig, downsample_ratio: float = 0.5) -> nn.Module:
+    """InternViT; for `trunk: conv` a conv trunk that hands mlp1 the same grid and width as pixel shuffle; for
+    `trunk: vit+conv` both (conv_trunk.HybridVisionTrunk)."""
+    if config.trunk == INTERNVIT:
+        return InternVLVisionModel(internvl_vision_config(config))
+    side = int(config.image_size // config.patch_size * downsample_ratio)
+    conv = ConvVisionTrunk(config.conv_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2)
+    if config.trunk == CONV_TRUNK:
+        return conv
+    return HybridVisionTrunk(InternVLVisionModel(internvl_vision_config(config)), conv)
 
 
-def image_tokens(vision_model: InternVLVisionModel, mlp1: nn.Module, pixel_values: torch.Tensor,
+def image_tokens(vision_model: nn.Module, mlp1: nn.Module, pixel_values: torch.Tensor,
                  config: StreamingRVOSConfig) -> torch.Tensor:
-    """[n, 3, 448, 448] tiles -> [n, 256, Cl] LLM tokens: ViT, drop CLS, pixel shuffle, mlp1."""
+    """[n, 3, 448, 448] tiles -> [n, 256, Cl] LLM tokens: ViT, drop CLS, pixel shuffle, mlp1 (a conv trunk's
+    output goes to mlp1 as it is; a hybrid's is added to the pixel-shuffled ViT tokens)."""
+    if config.vision.trunk == CONV_TRUNK:
+        return mlp1(vision_model(pixel_values))
+    if config.vision.trunk == HYBRID_TRUNK:
+        return mlp1(vit_features(vision_model.vit, pixel_values, config) + vision_model.conv(pixel_values))
+    return mlp1(vit_features(vision_model, pixel_values, config))
+
+
+def vit_features(vision_model: nn.Module, pixel_values: torch.Tensor, config: StreamingRVOSConfig) -> torch.Tensor:
+    """[n, 3, S, S] tiles -> [n, tokens, 4 Cv]: the ViT's selected layer, CLS dropped, pixel-shuffled."""
     if config.select_layer == -1:
         hidden = vision_model(pixel_values=pixel_values).last_hidden_state
     else:
@@ -62,5 +90,4 @@ def image_tokens(vision_model: InternVLVisionModel, mlp1: nn.Module, pixel_value
     side = int(hidden.shape[1] ** 0.5)
     hidden = hidden.reshape(hidden.shape[0], side, side, -1)
     hidden = pixel_shuffle(hidden, config.downsample_ratio, config.ps_version)
-    hidden = hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])
-    return mlp1(hidden)
+    return hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])

@@ -3,6 +3,7 @@
     python -m strvos_core.training.attribute_probe --config configs/train/tiny_stage1.yaml --learner vit --steps 1000
     python -m strvos_core.training.attribute_probe --config ... --learner vit --init runs/tiny_s2   (a run's ViT)
     python -m strvos_core.training.attribute_probe --config ... --learner conv                      (the baseline)
+    python -m strvos_core.training.attribute_probe --config configs/train/tiny_vision.yaml --save FILE  (pre-training)
 
 The learner maps a frame to the LLM's token grid (the ViT + pixel shuffle + mlp1 of the config, fresh or from a
 run's newest checkpoint; or a plain conv net, the sanity baseline, on the same frames) and a linear head predicts
@@ -25,14 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTES
+from strvos_core.modeling.conv_trunk import conv_block
 from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing import image as image_processing
 from strvos_core.training import checkpointing
-from strvos_core.training.attributes import GROUP_SIZES, AttributeHead, attribute_targets
+from strvos_core.training.attributes import GROUP_SIZES, AttributeHead, attribute_targets, object_cell_loss
 from strvos_core.training.build import build_model
-from strvos_core.training.click_baseline import conv_block
 from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import SyntheticPool
+from strvos_core.training.export import save_vision
 
 LEARNERS = ("vit", "conv")
 
@@ -72,19 +74,6 @@ class VisionGrid(nn.Module):
         return tokens.reshape(-1, tokens.shape[-1])
 
 
-def object_cell_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[cells, sum(GROUP_SIZES)] head logits and `attribute_targets` -> per group, the cross-entropy over the values
-    (background left out) on the cells whose background share is below one half, summed over the groups."""
-    total, start = logits.new_zeros(()), 0
-    for size in GROUP_SIZES:
-        keep = targets[:, start + size - 1] < 0.5
-        if keep.any():
-            values = slice(start, start + size - 1)
-            total = total + F.cross_entropy(logits[keep, values], targets[keep, values].argmax(dim=1))
-        start += size
-    return total
-
-
 class AttributeProbe:
     """A learner + attribute head trained on frames of the config's synthetic pool (its own seed and size)."""
 
@@ -95,6 +84,7 @@ class AttributeProbe:
         torch.manual_seed(seed)
         model = checkpointing.load_model(checkpointing.list_checkpoints(init)[-1]) if init is not None \
             else build_model(config.model)
+        self.model = model
         vision = VisionGrid(model)
         self.side = int(round(vision(np.zeros((config.data.height, config.data.width, 3), np.uint8)).shape[0] ** 0.5))
         self.learner = vision if learner == "vit" else ConvGrid(self.side)
@@ -156,19 +146,24 @@ class AttributeProbe:
         return {a: (hits[a] / cells, max(counts[a].values()) / cells) for a in ATTRIBUTES}
 
 
-def run(probe: AttributeProbe, steps: int, eval_every: int = 100, eval_frames: int = 40,
-        log=print) -> list[tuple[int, float, dict[str, tuple[float, float]]]]:
-    """Trains `steps` steps, evaluating every `eval_every` and at the end: (step, mean loss, scores) rows."""
+def run(probe: AttributeProbe, steps: int, eval_every: int = 100, eval_frames: int = 40, log=print,
+        save: str | Path | None = None) -> list[tuple[int, float, dict[str, tuple[float, float]], float]]:
+    """Trains `steps` steps, evaluating every `eval_every` and at the end: (step, mean loss, scores, seconds so far)
+    rows. With `save`, the model's vision path is written there (`export.save_vision`) at every evaluation."""
+    if save is not None and not isinstance(probe.learner, VisionGrid):
+        raise ValueError("attribute_probe: --save writes the model's vision path; the conv baseline is not one")
     results, recent, start = [], [], time.perf_counter()
     for step in range(steps):
         recent.append(probe.train_step(step))
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             scores = probe.evaluate(eval_frames)
-            results.append((step + 1, float(np.mean(recent)), scores))
+            results.append((step + 1, float(np.mean(recent)), scores, time.perf_counter() - start))
             recent = []
             log(f"step {step + 1}: loss {results[-1][1]:.3f}  " + "  ".join(
                 f"{a} {acc:.3f} (commonest {common:.2f})" for a, (acc, common) in scores.items())
-                + f"  ({time.perf_counter() - start:.0f} s)")
+                + f"  ({results[-1][3]:.0f} s)")
+            if save is not None:
+                save_vision(probe.model, save)
     return results
 
 
@@ -186,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision-position-init", type=float, default=None,
                         help="a fresh ViT's position embeddings start as a 2D sine-cosine table of this RMS "
                              "(model.vision_position_init; default: the config's)")
+    parser.add_argument("--save", help="write the trained vision path (vision_model + mlp1) here at every "
+                        "evaluation: the file stage 1's model.vision_init loads")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -193,8 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.vision_position_init is not None:
         config.model.vision_position_init = args.vision_position_init
     probe = AttributeProbe(config, args.learner, args.init, args.lr, args.batch, args.videos)
-    run(probe, args.steps, args.eval_every, args.eval_frames)
+    results = run(probe, args.steps, args.eval_every, args.eval_frames, save=args.save)
+    print(results_table(results))
     return 0
+
+
+def results_table(results: list[tuple[int, float, dict[str, tuple[float, float]], float]]) -> str:
+    """Markdown: held-out accuracy per attribute at each evaluation (the model card copies it)."""
+    lines = ["| step | loss | " + " | ".join(ATTRIBUTES) + " | seconds |", "|---" * (len(ATTRIBUTES) + 3) + "|"]
+    for step, loss, scores, seconds in results:
+        lines.append(f"| {step} | {loss:.3f} | " + " | ".join(f"{scores[a][0]:.3f}" for a in ATTRIBUTES)
+                     + f" | {seconds:.0f} |")
+    common = results[-1][2]
+    lines.append("| commonest value | | " + " | ".join(f"{common[a][1]:.3f}" for a in ATTRIBUTES) + " | |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

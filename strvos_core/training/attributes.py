@@ -86,3 +86,16 @@ class AttributeHead(nn.Module):
             total = total + -(targets[:, part] * logits[:, part].log_softmax(dim=1)).sum(dim=1).mean()
             start += size
         return total
+
+
+def object_cell_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[cells, sum(GROUP_SIZES)] head logits and `attribute_targets` -> per group, the cross-entropy over the values
+    (background left out) on the cells whose background share is below one half, summed over the groups."""
+    total, start = logits.new_zeros(()), 0
+    for size in GROUP_SIZES:
+        keep = targets[:, start + size - 1] < 0.5
+        if keep.any():
+            values = slice(start, start + size - 1)
+            total = total + F.cross_entropy(logits[keep, values], targets[keep, values].argmax(dim=1))
+        start += size
+    return total

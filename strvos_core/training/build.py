@@ -83,13 +83,22 @@ def build_model(section: ModelSection):
         with torch.no_grad():
             model.text_hidden_fcs[-2].weight.normal_(0.0, section.prompt_std)
     if section.vision_position_init is not None:
-        init_vision_positions(model.vision_model, section.vision_position_init)
+        trunk = model.config.vision.trunk
+        if trunk == "conv":
+            raise StrvosError("model.vision_position_init starts a ViT's position embeddings; this model's vision "
+                              "trunk is 'conv', which has none")
+        init_vision_positions(model.vision_model.vit if trunk == "vit+conv" else model.vision_model,
+                              section.vision_position_init)
     if section.decoder_attention_init is not None:
         mimetic_attention_init(model.grounding_encoder.sam2_model.sam_mask_decoder, section.decoder_attention_init)
     if section.grounding_init:
         from strvos_core.training.export import load_grounding
 
         load_grounding(model, section.grounding_init)
+    if section.vision_init:
+        from strvos_core.training.export import load_vision
+
+        load_vision(model, section.vision_init)
     model.attach_tokenizer(tokenizer)
     return model
 

@@ -51,6 +51,9 @@ class ModelSection:
     # SAM 2's weights from a stage-0 run (`strvos convert --grounding-only`), loaded over the build: the next stage
     # starts from a SAM 2 that answers prompts, and the rest of the model from the same seed as stage 0
     grounding_init: str | None = None
+    # The LLM's vision path (vision_model + mlp1) from an attribute pre-training run (`training.attribute_probe
+    # --save`), loaded over the build: stage 1 starts from a trunk that already sees size and shape
+    vision_init: str | None = None
 
 
 @dataclass
@@ -116,6 +119,10 @@ class LossSection:
     # image embedding and of the LLM's image tokens (synthetic data only: it knows them). From scratch, the image
     # features must say what is where before any language token can select an object by its description.
     attribute_weight: float = 0.0
+    # with attribute_weight: the LLM-side head also takes a cross-entropy over the values on the token cells that one
+    # object covers for more than half. The soft shares alone are dominated by the ~95 % background cells: a vision
+    # path trained on them kept shape at chance (training.attribute_probe, which uses both)
+    attribute_object_cells: bool = False
     # the [SEG] path's mask loss (BCE + Dice) relative to the reference's weights; 0 while a teacher trains the
     # decoder alone (a decoder trained on uninformative [SEG] tokens learns to ignore every language token)
     seg_mask_weight: float = 1.0
@@ -297,6 +304,8 @@ def validate(config: TrainConfig) -> None:
     need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
     need(config.model.vision_position_init is None or config.model.vision_position_init > 0,
          "model.vision_position_init must be > 0")
+    need(config.model.init is None or config.model.vision_init is None,
+         "model.vision_init loads a vision path over a random build; model.init loads a whole export: drop one")
     need(config.model.decoder_attention_init is None or config.model.decoder_attention_init > 0,
          "model.decoder_attention_init must be > 0")
     need(config.model.decoder_attention_init is None or config.model.grounding_init is None,

@@ -1,6 +1,7 @@
 """Training checkpoint -> HF-format export (LoRA merged), readable by `strvos_core.checkpoint.load_model`."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from strvos_core.errors import StrvosError
@@ -35,8 +36,6 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
     """SAM 2 alone (the `grounding_encoder.*` weights) of a training checkpoint -> one safetensors file, with the
     grounding config as metadata: what a stage-0 run hands the next stage (`model.grounding_init`), small enough to
     keep in the repository (the LLM and ViT of a stage-0 run are untrained and rebuilt from the seed)."""
-    import json
-
     import torch
     from safetensors.torch import save_file
 
@@ -53,8 +52,6 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
 def load_grounding(model, path: str | Path) -> None:
     """Overwrite `model`'s SAM 2 with an `export_grounding` file (cast to the model's dtype); the SAM 2 configs
     must match."""
-    import json
-
     from safetensors import safe_open
 
     path = Path(path).expanduser()
@@ -69,4 +66,49 @@ def load_grounding(model, path: str | Path) -> None:
     own = {k: v for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
     if set(state) != set(own):
         raise StrvosError(f"model.grounding_init: {path} does not hold this model's SAM 2 weights")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+VISION_PREFIXES = ("vision_model.", "mlp1.")
+
+
+def _vision_signature(model) -> dict:
+    """What a saved vision path must match: the vision config and the width mlp1 hands the LLM."""
+    return {"vision": json.loads(json.dumps(model.config.vision.__dict__)),
+            "downsample_ratio": model.config.downsample_ratio, "llm_hidden": model.config.language.hidden_size}
+
+
+def save_vision(model, out_file: str | Path) -> Path:
+    """The LLM's vision path (`vision_model.*` + `mlp1.*`, float32) -> one safetensors file with its config as
+    metadata: what an attribute pre-training run (`training.attribute_probe --save`) hands stage 1
+    (`model.vision_init`)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
+             if k.startswith(VISION_PREFIXES)}
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_file), metadata={"vision": json.dumps(_vision_signature(model))})
+    return out_file
+
+
+def load_vision(model, path: str | Path) -> None:
+    """Overwrite `model`'s vision path with a `save_vision` file (cast to the model's dtype); configs must match."""
+    from safetensors import safe_open
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise StrvosError(f"model.vision_init: {path} does not exist")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            saved = json.loads((handle.metadata() or {}).get("vision", "null"))
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # a truncated or foreign file: say which and why
+        raise StrvosError(f"model.vision_init: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if saved != _vision_signature(model):
+        raise StrvosError(f"model.vision_init: {path} holds a vision path of config {saved}, the model's is "
+                          f"{_vision_signature(model)}")
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(VISION_PREFIXES)}
+    if set(state) != set(own):
+        raise StrvosError(f"model.vision_init: {path} does not hold this model's vision weights")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)

@@ -32,6 +32,7 @@ from strvos_core.training.attributes import (
     AttributeHead,
     attribute_targets,
     cell_centres,
+    object_cell_loss,
     said_attribute_loss,
     said_attributes,
 )
@@ -289,8 +290,12 @@ class TrainingModel(nn.Module):
         sam_cells = sam.image_embed[0].flatten(1).T  # [rows * cols, C], row-major
         loss = self.training_heads["sam_attributes"].loss(
             sam_cells, attribute_targets(labels, attributes, grid).to(sam_cells.device))
-        return loss + self.training_heads["llm_attributes"].loss(
-            tokens, attribute_targets(labels, attributes, (side, side)).to(tokens.device), (side, side))
+        head, targets = self.training_heads["llm_attributes"], attribute_targets(labels, attributes, (side, side))
+        targets = targets.to(tokens.device)
+        loss = loss + head.loss(tokens, targets, (side, side))
+        if self.loss_config.attribute_object_cells:
+            loss = loss + object_cell_loss(head.linear(tokens.float()), targets)
+        return loss
 
     def position_loss(self, seg_hidden: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""

@@ -1,12 +1,13 @@
 """The model card of a trained export: how it was made (command, configs, seeds, time) and what it scores.
 
     python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE \
-        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt]
+        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt]
 
 Reads each run's train_config.json and log.jsonl, the two `strvos eval` summaries (the model streaming with its
 [SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json; with
 `--probe`, the link-by-link table `training.probe` printed for the last [SEG] run (does the mask follow the text,
-and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`).
+and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`),
+with `--vision`, the vision path's held-out attribute scores after stage V (`training.attribute_probe`).
 Numbers are copied from those files, never typed in.
 """
 from __future__ import annotations
@@ -81,6 +82,10 @@ image token at the target's centre, of the attention-weighted image tokens and o
 weighted value contributions). SAM 2's decoder follows a click's position, so the chain needs every R^2 near 1."""
 
 
+VISION_NOTE = """Accuracy of a linear head on the token cells that one object covers for more than half (40 held-out
+frames, seed 777), per attribute; the last row is the share of the commonest value (what a constant guess scores)."""
+
+
 def _evidence(title: str, path: Path | None, note: str = "") -> str:
     if path is None:
         return ""
@@ -92,30 +97,49 @@ def _evidence(title: str, path: Path | None, note: str = "") -> str:
     return f"\n## {title} (`{path.name}`)\n\n{table}\n" + (f"\n{note}\n" if note else "")
 
 
+def vision_facts(path: Path) -> dict[str, Any]:
+    """Steps, minutes and final loss of stage V from the table `training.attribute_probe` printed last."""
+    try:
+        rows = [line for line in path.read_text().splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    except FileNotFoundError:
+        raise StrvosError(f"{path} not found") from None
+    if not rows:
+        raise StrvosError(f"{path} holds no attribute_probe table (was the run cut short?)")
+    cells = [c.strip() for c in rows[-1].strip("|").split("|")]
+    return {"run": str(path), "stage": "vision (attributes)", "steps": int(cells[0]), "minutes": float(cells[-1]) / 60,
+            "final_loss": float(cells[1])}
+
+
 def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
-               probe: Path | None = None, stage0: Path | None = None) -> str:
+               probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None) -> str:
     facts = [run_facts(r) for r in runs]
+    pretrained = [vision_facts(vision)] if vision is not None else []
     streaming, no_state = eval_scores(streaming_dir), eval_scores(no_state_dir)
     weights = model / "model.safetensors"
     size_mb = sum(p.stat().st_size for p in model.iterdir() if p.is_file()) / 2**20
     table = score_table(streaming, no_state)
     stages = "\n".join(f"| {f['stage']} | {f['steps']} | {f['minutes']:.1f} | {f['num_videos']} (seed {f['seed']}) | "
                        f"{f['final_loss']:.3f} | {f['final_dice']:.3f} |" for f in facts)
-    total = sum(f["minutes"] for f in facts)
+    stages = "\n".join([f"| {f['stage']} | {f['steps']} | {f['minutes']:.1f} | 20000 drawn, 8 frames each | "
+                        f"{f['final_loss']:.3f} | - |" for f in pretrained] + [stages])
+    total = sum(f["minutes"] for f in facts + pretrained)
     missed = [k for k in KINDS if k in streaming["by_kind"] and streaming["by_kind"][k]["JF"] < TARGETS[k]]
     verdict = ("All targets met." if not missed else
                f"**Targets not met for: {', '.join(missed)}.** Whether the mask follows the text at all, and which "
                "link fails, is in the probe table below (own vs other IoU); where the two J&F columns agree, the "
                "streaming state adds nothing. The diagnosis of training from scratch: strvos_core/training/README.md.")
     evidence = (_evidence("Does the mask follow the text: training.probe on held-out frames", probe, PROBE_NOTE)
-                + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0))
+                + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0)
+                + _evidence("The vision path after stage V: held-out per-cell attributes (training.attribute_probe)",
+                            vision, VISION_NOTE))
     card = f"""# strvos-synthetic-tiny
 
 The StreamingRVOS architecture (InternViT + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
 random weights on this repository's synthetic referring-video world only. It is the embedded default that the
 demo runs; it knows coloured shapes on a plain background, not the real world.
 
-- Made by: `{TRAIN_COMMAND}` (stages {' -> '.join(f['stage'] for f in facts)}; the configs are named in the script)
+- Made by: `{TRAIN_COMMAND}` (stages {' -> '.join(f['stage'] for f in pretrained + facts)}; the configs are named in the
+  script)
 - Weights: {weights.name}, float16 (cast to the run dtype on load), {size_mb:.1f} MB with tokenizer and config
 - Tokenizer: the synthetic vocabulary plus the special tokens (tokenizer.json)
 
@@ -141,8 +165,8 @@ Commands (from `{TRAIN_COMMAND}`):
 [SEG] hidden state: what the streaming memory buys.
 {evidence}"""
     (model / "README.md").write_text(card)
-    (model / "scores.json").write_text(json.dumps({"runs": facts, "streaming": streaming, "no_state": no_state,
-                                                   "targets": TARGETS}, indent=2))
+    (model / "scores.json").write_text(json.dumps({"runs": pretrained + facts, "streaming": streaming,
+                                                   "no_state": no_state, "targets": TARGETS}, indent=2))
     return table
 
 
@@ -154,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-videos", type=int, required=True)
     parser.add_argument("--probe", type=Path, help="what `python -m strvos_core.training.probe` printed")
     parser.add_argument("--stage0", type=Path, help="what `python -m strvos_core.training.prompt_eval` printed")
+    parser.add_argument("--vision", type=Path, help="what `python -m strvos_core.training.attribute_probe` printed "
+                        "for stage V (the vision path pre-trained on attributes)")
     args = parser.parse_args(argv)
     try:
         table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos, args.probe,
-                           args.stage0)
+                           args.stage0, args.vision)
     except StrvosError as exc:
         print(f"model_card: error: {exc}", file=sys.stderr)
         return 2

@@ -345,3 +345,22 @@ def test_vision_position_init_writes_the_table_at_the_asked_scale(micro_config):
                                expected / expected.pow(2).mean().sqrt())
     with pytest.raises(StrvosError, match="vision_position_init"):
         build_model(micro_config(model={"vision_position_init": 0.5, "init": "somewhere"}).model)
+
+
+def test_attribute_object_cells_add_the_cross_entropy_on_cells_one_object_covers(aided):
+    """loss.attribute_object_cells: the LLM-side attribute loss gains exactly `object_cell_loss` of the same head."""
+    from strvos_core.training.attributes import object_cell_loss
+
+    config, model, trainer = aided
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    features = model.encode_frame(sample.frames[0])
+    tokens, sam = features.image_tokens.float(), features.sam
+    with torch.no_grad():
+        plain = trainer.attribute_loss((tokens, sam), sample.labels[0], sample.attributes)
+        trainer.loss_config.attribute_object_cells = True
+        both = trainer.attribute_loss((tokens, sam), sample.labels[0], sample.attributes)
+        side = int(tokens.shape[0] ** 0.5)
+        targets = attribute_targets(sample.labels[0], sample.attributes, (side, side))
+        extra = object_cell_loss(trainer.training_heads["llm_attributes"].linear(tokens), targets)
+    assert float(extra) > 0
+    torch.testing.assert_close(both - plain, extra)

@@ -67,3 +67,26 @@ def test_probe_and_stage0_tables_are_copied_in(tmp_path):
     assert "Targets not met for: appearance" in card
     with pytest.raises(StrvosError, match="missing.md not found"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, tmp_path / "missing.md")
+
+
+def test_stage_v_table_is_copied_in_and_its_minutes_counted(tmp_path):
+    from strvos_core.training.attribute_probe import results_table
+
+    model = tmp_path / "model"
+    model.mkdir()
+    _run(tmp_path / "s1", "image", 60.0, [1.0])
+    kinds = {"appearance": {"J": 0.3, "F": 0.3, "JF": 0.3, "count": 1}}
+    _eval(tmp_path / "on", kinds, 0.3)
+    _eval(tmp_path / "off", kinds, 0.3)
+    scores = {"size": (0.9, 0.84), "colour": (0.99, 0.19), "texture": (0.95, 0.29), "shape": (0.7, 0.23)}
+    printed = "step 100: loss 2.000 ...\n" + results_table([(100, 2.0, scores, 30.0), (200, 1.5, scores, 120.0)])
+    (tmp_path / "attr.txt").write_text(printed + "\n")
+    write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "attr.txt")
+    card = (model / "README.md").read_text()
+    assert "| 200 | 1.500 | 0.900 | 0.990 | 0.950 | 0.700 | 120 |" in card
+    assert "| commonest value | | 0.840 | 0.190 | 0.290 | 0.230 | |" in card
+    assert "3.0 minutes" in card and "| vision (attributes) | 200 | 2.0 |" in card  # 120 s of stage V + 60 s
+    assert json.loads((model / "scores.json").read_text())["runs"][0]["stage"] == "vision (attributes)"
+    (tmp_path / "cut.txt").write_text("step 100: loss 2.000 ...\n")
+    with pytest.raises(StrvosError, match="no attribute_probe table"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "cut.txt")

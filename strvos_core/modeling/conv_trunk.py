@@ -1,0 +1,58 @@
+"""A small conv trunk for the LLM's vision path of the embedded model, behind the same interface as InternViT.
+
+The released models use InternViT (`vision.py`); this trunk exists for the tiny model trained from scratch on this
+CPU, where a 3-layer ViT of 14 px patches learned colour and texture but never shape or size, and a conv net on the
+same frames and targets did (`training.attribute_probe`, training README). It plays the part that the on-device
+SAM 2 variants give a conv trunk (EdgeTAM's RepViT): a stride-2 stem, then conv blocks at 1/4, 1/8 and 1/16 of the
+tile (the deepest sees a whole 25-55 px object), pooled to the LLM's token grid and widened to what `mlp1` takes
+after pixel shuffle (4x the vision width), so `mlp1`, the LLM and the token count are those of the ViT it replaces.
+Trained on the same per-cell targets, the two learn opposite halves: the ViT colour and texture within a few hundred
+steps, the conv trunk size and shape. `vit+conv` runs both and adds the conv features to the pixel-shuffled ViT
+tokens before mlp1.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONV_TRUNK = "conv"
+INTERNVIT = "internvit"
+HYBRID_TRUNK = "vit+conv"
+VISION_TRUNKS = (INTERNVIT, CONV_TRUNK, HYBRID_TRUNK)
+
+
+def conv_block(inputs: int, outputs: int) -> nn.Sequential:
+    """Two 3x3 convs, each followed by GroupNorm(8) and GELU (batch-size independent: training sees one frame)."""
+    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1), nn.GroupNorm(8, outputs), nn.GELU(),
+                         nn.Conv2d(outputs, outputs, 3, padding=1), nn.GroupNorm(8, outputs), nn.GELU())
+
+
+class ConvVisionTrunk(nn.Module):
+    """[n, 3, S, S] normalised tiles -> [n, side * side, out_dim] features of a side x side grid over each tile."""
+
+    def __init__(self, widths: tuple[int, ...] | list[int], side: int, out_dim: int) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if len(widths) < 2 or any(w < 8 or w % 8 for w in widths):
+            raise ValueError(f"a conv trunk needs >= 2 widths, each a multiple of 8 (GroupNorm(8)), got {widths}")
+        self.side = side
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride=2, padding=1), nn.GroupNorm(8, widths[0]),
+                                  nn.GELU())
+        self.levels = nn.ModuleList([conv_block(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
+        self.project = nn.Conv2d(widths[-1], out_dim, 1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = self.stem(pixel_values)
+        for block in self.levels:
+            x = block(F.max_pool2d(x, 2))
+        x = self.project(F.adaptive_avg_pool2d(x, self.side))
+        return x.flatten(2).transpose(1, 2)
+
+
+class HybridVisionTrunk(nn.Module):
+    """InternViT (`vit`, run by `vision.image_tokens` up to pixel shuffle) and a conv trunk (`conv`) side by side."""
+
+    def __init__(self, vit: nn.Module, conv: ConvVisionTrunk) -> None:
+        super().__init__()
+        self.vit, self.conv = vit, conv

@@ -2,6 +2,8 @@
 # Trains the embedded default model from scratch on this CPU and ships it (hours on 2 cores; resumable):
 #   stage 0  SAM 2 alone on its own prompts: clicks, boxes, corrections (configs/train/tiny_sam2_promptable.yaml);
 #            its SAM 2 is kept in artifacts/tiny_stage0 (float16): skipped when that file is there, unless --stage0
+#   stage V  the LLM's conv vision trunk + mlp1 alone on per-cell attributes (configs/train/tiny_vision.yaml); kept in
+#            artifacts/tiny_vision (float32): skipped when that file is there, unless --vision
 #   stage 1  the [SEG] path on single frames, appearance + relation     (configs/train/tiny_stage1.yaml)
 #   stage 1b stage 1 continued on fresh frames, the [SEG] attention 3x  (configs/train/tiny_stage1b.yaml)
 #   stage 2  3-frame clips with the [SEG] recurrence, all kinds          (configs/train/tiny_stage2.yaml)
@@ -9,15 +11,17 @@
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
 # Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
-# Usage: bash scripts/train_tiny.sh [--stage0] [--test-videos N]
+# Usage: bash scripts/train_tiny.sh [--stage0] [--vision] [--test-videos N]
 #        (STRVOS_TRAIN_THREADS=1 on a machine shared with other jobs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_VIDEOS=40
 STAGE0=0
+VISION=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage0) STAGE0=1; shift ;;
+    --vision) VISION=1; shift ;;
     --test-videos) TEST_VIDEOS=$2; shift 2 ;;
     *) echo "train_tiny.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -45,6 +49,14 @@ if [ "$STAGE0" = 1 ] || [ ! -f "$S0/sam2_grounding_fp16.safetensors" ]; then
 else
   echo "train_tiny.sh: stage 0 kept from $S0 (--stage0 retrains it)"
 fi
+SV=artifacts/tiny_vision
+if [ "$VISION" = 1 ] || [ ! -f "$SV/vision.safetensors" ]; then
+  mkdir -p "$SV"
+  python -m strvos_core.training.attribute_probe --config configs/train/tiny_vision.yaml --lr 1e-3 --steps 2000 \
+    --save "$SV/vision.safetensors" "${THREADS[@]}" | tee "$SV/attribute_probe.txt"
+else
+  echo "train_tiny.sh: stage V kept from $SV (--vision retrains it)"
+fi
 train configs/train/tiny_stage1.yaml runs/tiny_s1
 python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
 strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
@@ -65,4 +77,4 @@ RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2)
 if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
 python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
-  --probe runs/tiny_s2/probe.md --stage0 "$S0/prompt_eval.txt"
+  --probe runs/tiny_s2/probe.md --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"

@@ -102,17 +102,20 @@ def test_cli_train_stops_at_its_time_box_with_a_checkpoint_and_takes_a_device(mi
     assert "--max-minutes" in capsys.readouterr().err
 
 
-def test_stage1_config_starts_from_the_committed_stage0_sam2():
-    """configs/train/tiny_stage1.yaml names artifacts/tiny_stage0's SAM 2: the file must exist, fit the config's
-    SAM 2 and be what the build holds afterwards (a stale or mismatched artifact fails here, not hours into a run)."""
+def test_stage1_config_starts_from_the_committed_stage0_sam2_and_stage_v_vision():
+    """configs/train/tiny_stage1.yaml names artifacts/tiny_stage0's SAM 2 and artifacts/tiny_vision's conv trunk:
+    each file must exist, fit the config and be what the build holds afterwards (a stale or mismatched artifact
+    fails here, not hours into a run)."""
     from safetensors.torch import load_file
 
     from strvos_core.training.build import build_model
 
     root = Path(__file__).resolve().parents[2]
     config = TrainConfig.from_yaml(root / "configs" / "train" / "tiny_stage1.yaml")
-    artifact = root / config.model.grounding_init
-    model = build_model(dataclasses.replace(config.model, grounding_init=str(artifact)))
-    saved = load_file(str(artifact))
+    artifacts = [root / config.model.grounding_init, root / config.model.vision_init]
+    model = build_model(dataclasses.replace(config.model, grounding_init=str(artifacts[0]),
+                                            vision_init=str(artifacts[1])))
     state = model.state_dict()
-    assert saved and all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in saved.items())
+    for artifact in artifacts:
+        saved = load_file(str(artifact))
+        assert saved and all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in saved.items()), artifact

@@ -132,9 +132,16 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
                 + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0)
                 + _evidence("The vision path after stage V: held-out per-cell attributes (training.attribute_probe)",
                             vision, VISION_NOTE))
+    trunk = (_read_json(model / "config.json").get("strvos", {}).get("vision_trunk", "internvit")
+             if (model / "config.json").exists() else "internvit")
+    vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
+                   "vit+conv": "InternViT with a conv trunk beside it"}.get(trunk, trunk)
+    stage0_note = ("" if any(f["stage"] == "promptable" for f in facts) else
+                   "\nStage 0 (SAM 2 alone on its promptable task) was not rerun: its SAM 2 comes from `artifacts/tiny_stage0`,"
+                   "\nwhose README gives its steps and time (not counted above).\n")
     card = f"""# strvos-synthetic-tiny
 
-The StreamingRVOS architecture (InternViT + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
+The StreamingRVOS architecture ({vision_name} + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
 random weights on this repository's synthetic referring-video world only. It is the embedded default that the
 demo runs; it knows coloured shapes on a plain background, not the real world.
 
@@ -148,7 +155,7 @@ demo runs; it knows coloured shapes on a plain background, not the real world.
 | stage | steps | minutes | synthetic train videos | loss (last 50 steps) | dice loss |
 |---|---|---|---|---|---|
 {stages}
-
+{stage0_note}
 ## Scores: synthetic test split ({streaming['num_videos']} videos, `strvos synthetic --split test --videos {test_videos} --seed 0`), streamed frame by frame
 
 {table}

@@ -81,12 +81,15 @@ def test_stage_v_table_is_copied_in_and_its_minutes_counted(tmp_path):
     scores = {"size": (0.9, 0.84), "colour": (0.99, 0.19), "texture": (0.95, 0.29), "shape": (0.7, 0.23)}
     printed = "step 100: loss 2.000 ...\n" + results_table([(100, 2.0, scores, 30.0), (200, 1.5, scores, 120.0)])
     (tmp_path / "attr.txt").write_text(printed + "\n")
+    (model / "config.json").write_text(json.dumps({"strvos": {"vision_trunk": "vit+conv"}}))
     write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "attr.txt")
     card = (model / "README.md").read_text()
     assert "| 200 | 1.500 | 0.900 | 0.990 | 0.950 | 0.700 | 120 |" in card
     assert "| commonest value | | 0.840 | 0.190 | 0.290 | 0.230 | |" in card
     assert "3.0 minutes" in card and "| vision (attributes) | 200 | 2.0 |" in card  # 120 s of stage V + 60 s
     assert json.loads((model / "scores.json").read_text())["runs"][0]["stage"] == "vision (attributes)"
+    assert "InternViT with a conv trunk beside it" in card
+    assert "Stage 0 (SAM 2 alone on its promptable task) was not rerun" in card  # no promptable run was given
     (tmp_path / "cut.txt").write_text("step 100: loss 2.000 ...\n")
     with pytest.raises(StrvosError, match="no attribute_probe table"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "cut.txt")

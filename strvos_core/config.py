@@ -49,6 +49,9 @@ class VisionConfig:
         if self.trunk not in ("internvit", "conv", "vit+conv"):
             raise StrvosError(f"vision.trunk must be 'internvit', 'conv' or 'vit+conv', got {self.trunk!r}")
         self.conv_widths = tuple(int(w) for w in self.conv_widths)  # JSON and YAML give lists
+        if self.trunk != "internvit" and (len(self.conv_widths) < 2 or any(w < 8 or w % 8 for w in self.conv_widths)):
+            raise StrvosError(f"vision.conv_widths needs >= 2 widths, each a multiple of 8 (GroupNorm(8)), "
+                              f"got {list(self.conv_widths)}")
 
 
 @dataclass

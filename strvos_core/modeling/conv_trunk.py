@@ -19,7 +19,6 @@ from torch import nn
 CONV_TRUNK = "conv"
 INTERNVIT = "internvit"
 HYBRID_TRUNK = "vit+conv"
-VISION_TRUNKS = (INTERNVIT, CONV_TRUNK, HYBRID_TRUNK)
 
 
 def conv_block(inputs: int, outputs: int) -> nn.Sequential:

@@ -75,6 +75,9 @@ def test_vision_config_refuses_an_unknown_trunk_and_bad_widths():
     assert VisionConfig(conv_widths=[8, 16]).conv_widths == (8, 16)  # YAML/JSON lists become the tuple
     with pytest.raises(ValueError, match="multiple of 8"):
         ConvVisionTrunk((8, 12), side=4, out_dim=32)
+    with pytest.raises(StrvosError, match="conv_widths"):
+        VisionConfig(trunk="conv", conv_widths=[8, 12])
+    assert VisionConfig(conv_widths=[12]).trunk == "internvit"  # widths matter only with a conv trunk
 
 
 def test_saved_vision_path_loads_into_the_stage_that_names_it(micro_config, tmp_path):

@@ -52,21 +52,8 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
 def load_grounding(model, path: str | Path) -> None:
     """Overwrite `model`'s SAM 2 with an `export_grounding` file (cast to the model's dtype); the SAM 2 configs
     must match."""
-    from safetensors import safe_open
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise StrvosError(f"model.grounding_init: {path} does not exist")
-    with safe_open(str(path), "pt") as handle:
-        saved = json.loads((handle.metadata() or {}).get("grounding", "null"))
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
-    if saved != json.loads(json.dumps(model.config.grounding.__dict__)):
-        raise StrvosError(f"model.grounding_init: {path} holds SAM 2 of config {saved}, the model's is "
-                          f"{model.config.grounding.__dict__}")
-    own = {k: v for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
-    if set(state) != set(own):
-        raise StrvosError(f"model.grounding_init: {path} does not hold this model's SAM 2 weights")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+    _load_part(model, path, "model.grounding_init", "grounding", json.loads(json.dumps(model.config.grounding.__dict__)),
+               (GROUNDING_PREFIX,), "SAM 2")
 
 
 VISION_PREFIXES = ("vision_model.", "mlp1.")
@@ -94,21 +81,27 @@ def save_vision(model, out_file: str | Path) -> Path:
 
 def load_vision(model, path: str | Path) -> None:
     """Overwrite `model`'s vision path with a `save_vision` file (cast to the model's dtype); configs must match."""
+    _load_part(model, path, "model.vision_init", "vision", _vision_signature(model), VISION_PREFIXES, "vision path")
+
+
+def _load_part(model, path: str | Path, option: str, meta_key: str, signature, prefixes: tuple[str, ...],
+               part: str) -> None:
+    """One part's weights (`prefixes`) from a safetensors file whose metadata[`meta_key`] must equal `signature`,
+    over `model` (cast to its dtypes); `option` (the config field) and `part` name it in errors."""
     from safetensors import safe_open
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise StrvosError(f"model.vision_init: {path} does not exist")
+        raise StrvosError(f"{option}: {path} does not exist")
     try:
         with safe_open(str(path), "pt") as handle:
-            saved = json.loads((handle.metadata() or {}).get("vision", "null"))
+            saved = json.loads((handle.metadata() or {}).get(meta_key, "null"))
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as exc:  # a truncated or foreign file: say which and why
-        raise StrvosError(f"model.vision_init: cannot read {path}: {type(exc).__name__}: {exc}") from None
-    if saved != _vision_signature(model):
-        raise StrvosError(f"model.vision_init: {path} holds a vision path of config {saved}, the model's is "
-                          f"{_vision_signature(model)}")
-    own = {k: v for k, v in model.state_dict().items() if k.startswith(VISION_PREFIXES)}
+        raise StrvosError(f"{option}: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if saved != signature:
+        raise StrvosError(f"{option}: {path} holds {part} of config {saved}, the model's is {signature}")
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
     if set(state) != set(own):
-        raise StrvosError(f"model.vision_init: {path} does not hold this model's vision weights")
+        raise StrvosError(f"{option}: {path} does not hold this model's {part} weights")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)

@@ -24,6 +24,18 @@ def _eval(folder, by_kind, overall):
         "metrics": {"J&F": overall}, "by_category": by_kind}))
 
 
+def _one_stage(tmp_path, seconds):
+    """An empty model folder, one image-stage run `s1` of one step of `seconds`, and appearance-only evaluations
+    `on` / `off` (J&F 0.3 both): what a card needs besides the part under test."""
+    model = tmp_path / "model"
+    model.mkdir()
+    _run(tmp_path / "s1", "image", seconds, [1.0])
+    kinds = {"appearance": {"J": 0.3, "F": 0.3, "JF": 0.3, "count": 1}}
+    _eval(tmp_path / "on", kinds, 0.3)
+    _eval(tmp_path / "off", kinds, 0.3)
+    return model
+
+
 def test_card_numbers_come_from_the_files(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
@@ -53,12 +65,7 @@ def test_missing_summary_is_named(tmp_path):
 
 
 def test_probe_and_stage0_tables_are_copied_in(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    _run(tmp_path / "s1", "image", 1.0, [1.0])
-    kinds = {"appearance": {"J": 0.3, "F": 0.3, "JF": 0.3, "count": 1}}
-    _eval(tmp_path / "on", kinds, 0.3)
-    _eval(tmp_path / "off", kinds, 0.3)
+    model = _one_stage(tmp_path, seconds=1.0)
     (tmp_path / "probe.md").write_text("log line\n| step | own_iou |\n|---|---|\n| 3000 | 0.412 |\n")
     (tmp_path / "s0.txt").write_text("run: 181 objects\n| click best | box |\n|---|---|\n| 0.721 | 0.733 |\n")
     write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, tmp_path / "probe.md", tmp_path / "s0.txt")
@@ -72,12 +79,7 @@ def test_probe_and_stage0_tables_are_copied_in(tmp_path):
 def test_stage_v_table_is_copied_in_and_its_minutes_counted(tmp_path):
     from strvos_core.training.attribute_probe import results_table
 
-    model = tmp_path / "model"
-    model.mkdir()
-    _run(tmp_path / "s1", "image", 60.0, [1.0])
-    kinds = {"appearance": {"J": 0.3, "F": 0.3, "JF": 0.3, "count": 1}}
-    _eval(tmp_path / "on", kinds, 0.3)
-    _eval(tmp_path / "off", kinds, 0.3)
+    model = _one_stage(tmp_path, seconds=60.0)
     scores = {"size": (0.9, 0.84), "colour": (0.99, 0.19), "texture": (0.95, 0.29), "shape": (0.7, 0.23)}
     printed = "step 100: loss 2.000 ...\n" + results_table([(100, 2.0, scores, 30.0), (200, 1.5, scores, 120.0)])
     (tmp_path / "attr.txt").write_text(printed + "\n")

@@ -90,9 +90,10 @@ def cell_probe(run: str | Path, frames: int = 150, seed: int = 777) -> dict[str,
             if not cells:
                 continue
             rows = [cell for cell, _ in cells]
-            last_input = last[0][0][: ids.shape[0]][image]
+            prefix = first[0].shape[1]  # the first pass is the prompt's shared start, all image tokens included
+            last_input = last[0][0][image[:prefix]]
             attention = layers[-1].self_attn
-            stage_features = {"tokens": first[0][0][: ids.shape[0]][image], "last_input": last_input,
+            stage_features = {"tokens": first[0][0][image[:prefix]], "last_input": last_input,
                               "last_keys": attention.k_proj(layers[-1].input_layernorm(last_input))}
             for stage, tensor in stage_features.items():
                 features[stage].append(tensor[rows].float().numpy())

@@ -183,6 +183,9 @@ class DataSection:
     batch_size: int = 1  # samples per process per micro-step
     expressions_per_sample: int = 1  # targets sharing a sample's frames (the reference samples several objects
     #                                  per video); the frames' image work is done once for all of them
+    # phrasings generated per object and expression kind (the synthetic world's expressions_per_kind; evaluation
+    # uses 1): more make more distinct expressions per frame for expressions_per_sample to draw from
+    expressions_per_kind: int = 1
     # SAM 2's own promptable task alongside (0 = off, as the reference, whose SAM 2 comes pretrained): per frame,
     # this many visible objects get one positive click each, and their mask is learned from the best of SAM 2's
     # three candidates. From scratch it trains the decoder's prompt path and object features while the [SEG]
@@ -329,6 +332,7 @@ def validate(config: TrainConfig) -> None:
     need(all(k in known_parts and v > 0 for k, v in o.lr_scales.items()),
          f"optim.lr_scales must map parts of {sorted(known_parts)} to factors > 0, got {o.lr_scales}")
     need(d.expressions_per_sample >= 1, f"data.expressions_per_sample must be >= 1, got {d.expressions_per_sample}")
+    need(d.expressions_per_kind >= 1, f"data.expressions_per_kind must be >= 1, got {d.expressions_per_kind}")
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),

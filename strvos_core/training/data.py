@@ -90,7 +90,8 @@ class SyntheticPool:
 
     def __init__(self, config: DataSection, keep_videos: bool = True) -> None:
         self.config = config
-        self.world = SyntheticConfig(width=config.width, height=config.height, num_frames=config.frames_per_video)
+        self.world = SyntheticConfig(width=config.width, height=config.height, num_frames=config.frames_per_video,
+                                     expressions_per_kind=config.expressions_per_kind)
         self.keep_videos = keep_videos  # False: regenerate on every use (a pool of thousands would not fit in memory)
         self._videos: dict[int, _PooledVideo] = {}
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import DynamicCache
 
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens
@@ -53,6 +54,7 @@ class FrameOutput:
     seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
     image_values: torch.Tensor | None = None  # [image tokens, Cl] what each hands the last layer's attention output
     seg_query_state: torch.Tensor | None = None  # [Cl] the [SEG] state entering the last layer (its query's source)
+    image_inputs: torch.Tensor | None = None  # [image tokens, Cl] the last layer's input there (keep_image_inputs)
 
 
 @contextmanager
@@ -86,6 +88,7 @@ class TrainingModel(nn.Module):
         self.model = model
         self.loss_config = loss_config
         self.last_frames: list[list[FrameOutput]] = []  # per sample target, per frame (for tests)
+        self.keep_image_inputs = False  # probes: keep each frame's last-layer input at the image tokens
         cfg = model.config.language
         # training-only heads (from-scratch aids, see training/README.md), saved with the checkpoints and never
         # exported: the word head reads the expression's words off the prompt token (loss.seg_words_weight), the
@@ -127,41 +130,67 @@ class TrainingModel(nn.Module):
                       state: torch.Tensor | None, features: tuple | None = None) -> FrameOutput:
         """One expression on one frame; `features` (from `frame_features`) shares the image work between the
         expressions of a frame."""
+        return self.frame_forward_many(frame, [expression], [answer], [state], features)[0]
+
+    def frame_forward_many(self, frame: PreparedFrame, expressions: list[str], answers: list[torch.Tensor],
+                           states: list[torch.Tensor | None], features: tuple | None = None) -> list[FrameOutput]:
+        """Several expressions on one frame. The prompt's start (chat header and image tokens) is the same for
+        all of them and, the attention being causal, so are its hidden states: the backbone runs it once and
+        each expression's rest (its text, time context and answer) runs on that cache, the rests batched
+        (right-padded: a causal row never sees the padding after it). Same maths as one pass per expression."""
         model = self.model
         tokens, sam = features if features is not None else self.frame_features(frame)
-        prompt = model.prompt_ids(expression, frame.tiles.shape[0])
-        ids = torch.cat([prompt, answer[None]], dim=1)
-        embeds = model.prompt_embeddings(ids, tokens, state)
+        sequences = [torch.cat([model.prompt_ids(e, frame.tiles.shape[0])[0], a]) for e, a in zip(expressions,
+                                                                                                 answers, strict=True)]
+        starts = [model.prompt_ids(e, frame.tiles.shape[0]).shape[1] for e in expressions]
+        shared = _shared_prefix(sequences, model.token_ids.time_context, min(starts) - 1)
         want_attention = self.loss_config.seg_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]
-        wants_input = self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
+        wants_input = (self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
+                       or self.keep_image_inputs)
+        backbone = model.language_model.model
+        image_slots = sequences[0][:shared] == model.token_ids.img_context
+        prefix_embeds = model.prompt_embeddings(sequences[0][None], tokens, None)[:, :shared]
         capture = layer_inputs(last_layer) if wants_input else nullcontext([])
         with capture as last_input:
-            llm_out = model.language_model.model(inputs_embeds=embeds, output_attentions=want_attention)
-        hidden = llm_out.last_hidden_state[0]
-        start = prompt.shape[1]
-        answer_states = hidden[start - 1:-1]
-        if not self.loss_config.lm_backbone_grad:
-            answer_states = answer_states.detach()
-        logits = model.language_model.lm_head(answer_states)
-        lm_sum, lm_tokens = losses.answer_cross_entropy(logits, ids[0, start:])
-        seg_positions = torch.nonzero(ids[0] == model.token_ids.seg).flatten()
-        if seg_positions.numel() != 1:
-            raise ValueError(f"training answer must hold exactly one [SEG], found {seg_positions.numel()}")
-        seg_hidden = hidden[seg_positions]
-        prompt_token = model.text_hidden_fcs(seg_hidden)
-        pred = model.grounding_encoder.predict_mask(sam, prompt_token)
-        seg_attention = None
-        if want_attention:  # [heads, L, L] of the last layer -> the [SEG] row over the image tokens, renormalised
-            row = llm_out.attentions[-1][0, :, seg_positions[0]].mean(dim=0)[ids[0] == model.token_ids.img_context]
-            seg_attention = row / row.sum().clamp_min(1e-12)
-        image_values = seg_query_state = None
-        if last_input and self.loss_config.value_position_weight > 0:
-            image_values = value_contributions(last_layer, last_input[0][0][ids[0] == model.token_ids.img_context])
-        if last_input:
-            seg_query_state = last_input[0][0, seg_positions[0]]
-        return FrameOutput(pred.low_res_logits, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
-                           image_values, seg_query_state)
+            cache = backbone(inputs_embeds=prefix_embeds, past_key_values=DynamicCache(), use_cache=True).past_key_values
+            length = max(len(ids) for ids in sequences) - shared
+            rest = prefix_embeds.new_zeros(len(sequences), length, prefix_embeds.shape[-1])
+            for b, (ids, state) in enumerate(zip(sequences, states, strict=True)):
+                rest[b, : len(ids) - shared] = model.prompt_embeddings(ids[None], tokens, state)[0, shared:]
+            if len(sequences) > 1:
+                cache.batch_repeat_interleave(len(sequences))
+            llm_out = backbone(inputs_embeds=rest, past_key_values=cache, use_cache=True,
+                               output_attentions=want_attention)
+        image_inputs = last_input[0][0][image_slots] if last_input else None
+        image_values = None
+        if image_inputs is not None and self.loss_config.value_position_weight > 0:
+            image_values = value_contributions(last_layer, image_inputs)
+        outputs = []
+        for b, (ids, start, state) in enumerate(zip(sequences, starts, states, strict=True)):
+            hidden = llm_out.last_hidden_state[b, : len(ids) - shared]
+            answer_states = hidden[start - 1 - shared:-1]
+            if not self.loss_config.lm_backbone_grad:
+                answer_states = answer_states.detach()
+            logits = model.language_model.lm_head(answer_states)
+            lm_sum, lm_tokens = losses.answer_cross_entropy(logits, ids[start:])
+            seg_positions = torch.nonzero(ids == model.token_ids.seg).flatten()
+            if seg_positions.numel() != 1:
+                raise ValueError(f"training answer must hold exactly one [SEG], found {seg_positions.numel()}")
+            seg = int(seg_positions[0]) - shared
+            seg_hidden = hidden[seg][None]
+            prompt_token = model.text_hidden_fcs(seg_hidden)
+            low_res = model.grounding_encoder.predict_mask(sam, prompt_token).low_res_logits if sam is not None \
+                else None
+            seg_attention = None
+            if want_attention:  # [heads, rest, shared + rest] -> the [SEG] row over the image tokens, renormalised
+                row = llm_out.attentions[-1][b, :, seg, :shared].mean(dim=0)[image_slots]
+                seg_attention = row / row.sum().clamp_min(1e-12)
+            seg_query_state = last_input[1][b, seg] if last_input else None
+            outputs.append(FrameOutput(low_res, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
+                                       image_values, seg_query_state,
+                                       image_inputs if self.keep_image_inputs else None))
+        return outputs
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
         """The LLM image tokens and the SAM 2 features of a frame (the per-frame work shared by its targets)."""
@@ -169,10 +198,21 @@ class TrainingModel(nn.Module):
         device = model.device
         tokens = image_tokens(model.vision_model, model.mlp1, frame.tiles.to(device, model.dtype), model.config)
         tokens = tokens.reshape(-1, tokens.shape[-1])
+        if not self.uses_sam2:
+            return tokens, None
         encoder_trains = any(p.requires_grad for p in model.grounding_encoder.sam2_model.image_encoder.parameters())
         with torch.set_grad_enabled(encoder_trains and torch.is_grad_enabled()):
             sam = model.grounding_encoder.image_features(frame.sam_image.to(device, model.dtype))
         return tokens, sam
+
+    @property
+    def uses_sam2(self) -> bool:
+        """False where no loss looks at SAM 2 (`loss.seg_mask_weight: 0` and no SAM 2 aid): an LLM-side stage
+        then skips SAM 2's image encoder and decoder altogether."""
+        c = self.loss_config
+        trains = any(p.requires_grad for p in self.model.grounding_encoder.parameters())
+        return bool(c.seg_mask_weight > 0 or c.click_weight > 0 and trains or c.seg_click_weight > 0
+                    or c.seg_exemplar_weight > 0 or c.teacher_weight > 0)
 
     def forward(self, samples: list[Sample], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         if samples and all(sample.prompts for sample in samples):
@@ -204,12 +244,13 @@ class TrainingModel(nn.Module):
             for t, frame in enumerate(sample.frames):
                 prepared = prepare_frame(frame, sample.targets[0].masks[t], cfg)
                 features = self.frame_features(prepared)
-                if sample.clicks:
+                if sample.clicks and features[1] is not None:
                     click_losses.extend(self.click_losses(features[1], sample.clicks[t], frame.shape[:2]))
                 if self.loss_config.attribute_weight > 0:
                     attribute_losses.append(self.attribute_loss(features, sample.labels[t], sample.attributes))
-                for k, target in enumerate(sample.targets):
-                    out = self.frame_forward(prepared, target.expression, answers[k], states[k], features)
+                frame_outputs = self.frame_forward_many(prepared, [t.expression for t in sample.targets], answers,
+                                                        states, features)
+                for k, (target, out) in enumerate(zip(sample.targets, frame_outputs, strict=True)):
                     outputs[k].append(out)
                     lm_sum = lm_sum + out.lm_loss_sum
                     lm_tokens += out.lm_tokens
@@ -238,8 +279,11 @@ class TrainingModel(nn.Module):
                     states[k] = out.seg_hidden.detach()
             self.last_frames.extend(outputs)
         lm = lm_sum / max(lm_tokens, 1)
-        bce, dice = losses.mask_losses(torch.cat(logits), torch.stack(targets).to(logits[0].device),
-                                       self.loss_config, generator)
+        if logits[0] is not None:
+            bce, dice = losses.mask_losses(torch.cat(logits), torch.stack(targets).to(logits[0].device),
+                                           self.loss_config, generator)
+        else:  # an LLM-side stage (no loss looks at SAM 2): no masks were decoded
+            bce = dice = torch.zeros((), device=self.model.device)
         terms = losses.combine(self.loss_config, lm, bce, dice)
         out = {"loss": terms.total, "lm": terms.lm, "bce": terms.bce, "dice": terms.dice}
         if teacher_logits:  # same targets, same order as the [SEG] masks
@@ -286,10 +330,12 @@ class TrainingModel(nn.Module):
         """The attribute heads on SAM 2's image embedding and on the LLM's image tokens (one whole-frame tile)."""
         tokens, sam = features
         side = token_grid_side(tokens.shape[0], "loss.attribute_weight")
-        grid = tuple(sam.image_embed.shape[-2:])
-        sam_cells = sam.image_embed[0].flatten(1).T  # [rows * cols, C], row-major
-        loss = self.training_heads["sam_attributes"].loss(
-            sam_cells, attribute_targets(labels, attributes, grid).to(sam_cells.device))
+        loss = tokens.new_zeros(())
+        if sam is not None:
+            grid = tuple(sam.image_embed.shape[-2:])
+            sam_cells = sam.image_embed[0].flatten(1).T  # [rows * cols, C], row-major
+            loss = loss + self.training_heads["sam_attributes"].loss(
+                sam_cells, attribute_targets(labels, attributes, grid).to(sam_cells.device))
         head, targets = self.training_heads["llm_attributes"], attribute_targets(labels, attributes, (side, side))
         targets = targets.to(tokens.device)
         loss = loss + head.loss(tokens, targets, (side, side))
@@ -371,6 +417,20 @@ def mask_centre(mask: np.ndarray) -> tuple[float, float]:
     """(x, y) of a non-empty mask's pixel-centre mean, as fractions of the width and height."""
     ys, xs = np.nonzero(mask)
     return float((xs.mean() + 0.5) / mask.shape[1]), float((ys.mean() + 0.5) / mask.shape[0])
+
+
+def _shared_prefix(sequences: list[torch.Tensor], time_context: int, limit: int) -> int:
+    """How many leading ids all sequences share, stopping before the time context (its state is per target) and
+    at `limit` (the first position whose output an answer token is predicted from)."""
+    shortest = min(len(ids) for ids in sequences)
+    first = sequences[0][:shortest]
+    same = torch.ones(shortest, dtype=torch.bool)
+    for ids in sequences[1:]:
+        same &= (ids[:shortest] == first).cpu()
+    same &= (first != time_context).cpu()
+    differs = torch.nonzero(~same).flatten()
+    shared = int(differs[0]) if differs.numel() else shortest
+    return max(min(shared, limit), 1)
 
 
 def token_grid_side(count: int, option: str) -> int:

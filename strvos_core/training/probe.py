@@ -26,13 +26,7 @@ import torch
 from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import (
-    TrainingModel,
-    layer_inputs,
-    mask_centre,
-    token_grid_side,
-    value_contributions,
-)
+from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side, value_contributions
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:
@@ -61,18 +55,18 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
     model = checkpointing.load_model(directory)
     model.eval()
     # the [SEG] attention row is wanted whatever the run trained with (eager attention computes what sdpa does)
-    trainer = TrainingModel(model, dataclasses.replace(config.loss, seg_attention_weight=1.0))
+    # (and the masks, whatever the run trained: an LLM-side stage decodes none)
+    trainer = TrainingModel(model, dataclasses.replace(config.loss, seg_attention_weight=1.0, seg_mask_weight=1.0))
+    trainer.keep_image_inputs = True
     data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
                                expressions_per_sample=max(config.data.expressions_per_sample, 4),
                                kinds=tuple(kinds))
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
     mass, uniform, at_centre, attended, read = [], [], [], [], []
-    # the last decoder layer's input, one per frame_forward call
-    with torch.no_grad(), layer_inputs(model.language_model.model.layers[-1]) as last_inputs:
+    with torch.no_grad():
         for index in range(frames):
             sample = pool.sample(0, 0, 0, index)
-            last_inputs.clear()
             trainer([sample])
             outputs = [frames_of_target[0] for frames_of_target in trainer.last_frames]
             truth = [low_res_mask(t.masks[0], model.config).numpy() > 0.5 for t in sample.targets]
@@ -86,8 +80,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
                     centres.append(mask_centre(mask))
                     states.append(out.seg_hidden[0].float().numpy())
                     tokens.append(out.prompt[0].float().numpy())
-                    link = _attention_link(model, sample.targets[k].expression, last_inputs[k][0],
-                                           out.seg_attention.float(), mask)
+                    link = _attention_link(model, out.image_inputs, out.seg_attention.float(), mask)
                     for values, value in zip((mass, uniform, at_centre, attended, read), link, strict=True):
                         values.append(value)
             if len(outputs) > 1:
@@ -111,13 +104,11 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
     }
 
 
-def _attention_link(model, expression: str, layer_input: torch.Tensor, attention: torch.Tensor,
+def _attention_link(model, image: torch.Tensor, attention: torch.Tensor,
                     mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
     """For one target: the [SEG] attention's mass on the target's token cells, a uniform attention's mass there, the
-    image token at the target's centre cell, the attention-weighted image tokens (last layer's input) and what the
-    attention reads: the attention-weighted value contributions (`forward.value_contributions`)."""
-    ids = model.prompt_ids(expression, 1)[0]
-    image = layer_input[: ids.shape[0]][ids == model.token_ids.img_context]
+    image token at the target's centre cell, the attention-weighted image tokens (`image`: the last layer's input
+    there) and what the attention reads: the attention-weighted value contributions (`forward.value_contributions`)."""
     with torch.no_grad():
         values = value_contributions(model.language_model.model.layers[-1], image).float()
     image = image.float()

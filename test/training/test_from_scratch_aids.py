@@ -285,23 +285,22 @@ def test_attention_link_reads_the_mass_on_the_target_and_what_the_attention_mixe
     config = micro_config(run={"steps": 1}, data={"num_videos": 3})
     train(config, tmp_path / "run", progress=False)
     model = checkpointing.load_model(checkpointing.list_checkpoints(tmp_path / "run")[-1])
-    ids = model.prompt_ids("the red square", 1)[0]
-    image = ids == model.token_ids.img_context
-    side = int(round(int(image.sum()) ** 0.5))
-    layer_input = torch.randn(ids.shape[0] + 3, model.config.language.hidden_size)
+    count = model.config.num_image_token
+    side = int(round(count ** 0.5))
+    image = torch.randn(count, model.config.language.hidden_size)  # the last layer's input at the image tokens
     mask = np.zeros((side * 10, side * 10), bool)
     mask[:10, -10:] = True  # the top-right token cell exactly
-    attention = torch.zeros(int(image.sum()))
+    attention = torch.zeros(count)
     attention[side - 1] = 1.0
-    mass, uniform, centre, attended, read = _attention_link(model, "the red square", layer_input, attention, mask)
+    mass, uniform, centre, attended, read = _attention_link(model, image, attention, mask)
     assert mass == 1.0 and uniform == pytest.approx(1 / side**2)
-    np.testing.assert_allclose(centre, layer_input[: ids.shape[0]][image][side - 1].numpy())
+    np.testing.assert_allclose(centre, image[side - 1].numpy())
     np.testing.assert_allclose(attended, centre)
     with torch.no_grad():  # what the attention reads from that one token: its value contribution
-        own = value_contributions(model.language_model.model.layers[-1], layer_input[: ids.shape[0]][image])
+        own = value_contributions(model.language_model.model.layers[-1], image)
     np.testing.assert_allclose(read, own[side - 1].numpy(), rtol=1e-5, atol=1e-6)
     attention = torch.full_like(attention, 1 / attention.numel())  # uniform: the mass a blind search puts there
-    assert _attention_link(model, "the red square", layer_input, attention, mask)[0] == pytest.approx(uniform)
+    assert _attention_link(model, image, attention, mask)[0] == pytest.approx(uniform)
 
 
 def test_word_head_checkpoints_of_the_earlier_format_still_resume(tmp_path):

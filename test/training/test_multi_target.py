@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from strvos_core.training import losses
 from strvos_core.training.build import build_model, configure_trainable, set_train_mode
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import SyntheticPool, low_res_mask, prepare_frame
@@ -135,3 +136,66 @@ def test_clicks_hit_their_object_and_train_the_best_of_three_candidates(micro_co
             torch.testing.assert_close(loss, torch.stack(each).min())
     terms = trainer([sample])
     assert "click" in terms and float(terms["click"].detach()) > 0
+
+
+def test_shared_prefix_pass_equals_one_plain_pass_per_expression(micro_config):
+    """The chat header and image tokens run once, each expression's rest on that cache, the rests batched and
+    right-padded: every output equals a plain, uncached backbone pass over that expression's whole sequence."""
+    config = micro_config(loss={"seg_attention_weight": 1.0, "value_position_weight": 1.0, "point_sampling": False},
+                          data={"expressions_per_sample": 3})
+    model = build_model(config.model)
+    model.eval()
+    trainer = TrainingModel(model, config.loss)
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    prepared = prepare_frame(sample.frames[0], sample.targets[0].masks[0], model.config)
+    expressions = ["the red circle", "the large striped object left of the blue star", "the square"]
+    answers = [trainer.answer_ids(a) for a in ("[SEG].", "Sure, [SEG].", "It is [SEG].")]
+    states = [None, torch.randn(1, model.config.language.hidden_size), None]  # a per-target time context
+    backbone = model.language_model.model
+    with torch.no_grad():
+        features = trainer.frame_features(prepared)
+        many = trainer.frame_forward_many(prepared, expressions, answers, states, features)
+        for expression, answer, state, out in zip(expressions, answers, states, many, strict=True):
+            prompt = model.prompt_ids(expression, 1)
+            ids = torch.cat([prompt, answer[None]], dim=1)
+            plain = backbone(inputs_embeds=model.prompt_embeddings(ids, features[0], state), output_attentions=True)
+            seg = int(torch.nonzero(ids[0] == model.token_ids.seg)[0, 0])
+            torch.testing.assert_close(out.seg_hidden, plain.last_hidden_state[:, seg], rtol=1e-5, atol=1e-5)
+            row = plain.attentions[-1][0, :, seg].mean(dim=0)[ids[0] == model.token_ids.img_context]
+            torch.testing.assert_close(out.seg_attention, row / row.sum(), rtol=1e-5, atol=1e-6)
+            hidden = plain.last_hidden_state[0, prompt.shape[1] - 1:-1]
+            lm_sum, lm_tokens = losses.answer_cross_entropy(model.language_model.lm_head(hidden), answer)
+            assert out.lm_tokens == lm_tokens == answer.numel()
+            torch.testing.assert_close(out.lm_loss_sum, lm_sum, rtol=1e-5, atol=1e-5)
+            decoded = model.grounding_encoder.predict_mask(features[1], model.text_hidden_fcs(out.seg_hidden))
+            torch.testing.assert_close(out.low_res_logits, decoded.low_res_logits)
+
+
+def test_llm_side_stage_skips_sam2_and_trains_the_query(micro_config):
+    """seg_mask_weight 0 with no SAM 2 aid: SAM 2 never runs, the mask terms are 0 and the attention loss still
+    reaches the LLM."""
+    config = micro_config(loss={"seg_mask_weight": 0.0, "seg_attention_weight": 1.0, "seg_position_weight": 1.0,
+                                "point_sampling": False},
+                          trainable={"llm": "full", "sam2_mask_decoder": "frozen"},
+                          data={"expressions_per_sample": 2, "expressions_per_kind": 3})
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    trainer = TrainingModel(model, config.loss)
+    assert not trainer.uses_sam2
+    calls = []
+    hook = model.grounding_encoder.sam2_model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    out = trainer([SyntheticPool(config.data).sample(0, 0, 0, 0)])
+    hook.remove()
+    assert calls == [] and float(out["bce"]) == float(out["dice"]) == 0.0
+    assert all(f[0].low_res_logits is None for f in trainer.last_frames)
+    out["loss"].backward()
+    q = model.language_model.model.layers[-1].self_attn.q_proj.weight
+    assert q.grad is not None and float(q.grad.abs().sum()) > 0
+
+
+def test_more_phrasings_per_kind_give_more_expressions_over_the_same_frames(micro_config):
+    one = SyntheticPool(micro_config(data={"num_videos": 2}).data).video(0)
+    more = SyntheticPool(micro_config(data={"num_videos": 2, "expressions_per_kind": 4}).data).video(0)
+    assert np.array_equal(one.frames, more.frames)
+    assert len(more.expressions) > len(one.expressions)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -138,10 +139,12 @@ def test_clicks_hit_their_object_and_train_the_best_of_three_candidates(micro_co
     assert "click" in terms and float(terms["click"].detach()) > 0
 
 
-def test_shared_prefix_pass_equals_one_plain_pass_per_expression(micro_config):
+@pytest.mark.parametrize("attention_weight", [1.0, 0.0])  # eager attention (weights returned) and sdpa
+def test_shared_prefix_pass_equals_one_plain_pass_per_expression(micro_config, attention_weight):
     """The chat header and image tokens run once, each expression's rest on that cache, the rests batched and
     right-padded: every output equals a plain, uncached backbone pass over that expression's whole sequence."""
-    config = micro_config(loss={"seg_attention_weight": 1.0, "value_position_weight": 1.0, "point_sampling": False},
+    config = micro_config(loss={"seg_attention_weight": attention_weight, "value_position_weight": 1.0,
+                                "point_sampling": False},
                           data={"expressions_per_sample": 3})
     model = build_model(config.model)
     model.eval()
@@ -161,8 +164,11 @@ def test_shared_prefix_pass_equals_one_plain_pass_per_expression(micro_config):
             plain = backbone(inputs_embeds=model.prompt_embeddings(ids, features[0], state), output_attentions=True)
             seg = int(torch.nonzero(ids[0] == model.token_ids.seg)[0, 0])
             torch.testing.assert_close(out.seg_hidden, plain.last_hidden_state[:, seg], rtol=1e-5, atol=1e-5)
-            row = plain.attentions[-1][0, :, seg].mean(dim=0)[ids[0] == model.token_ids.img_context]
-            torch.testing.assert_close(out.seg_attention, row / row.sum(), rtol=1e-5, atol=1e-6)
+            if attention_weight > 0:
+                row = plain.attentions[-1][0, :, seg].mean(dim=0)[ids[0] == model.token_ids.img_context]
+                torch.testing.assert_close(out.seg_attention, row / row.sum(), rtol=1e-5, atol=1e-6)
+            else:
+                assert out.seg_attention is None
             hidden = plain.last_hidden_state[0, prompt.shape[1] - 1:-1]
             lm_sum, lm_tokens = losses.answer_cross_entropy(model.language_model.lm_head(hidden), answer)
             assert out.lm_tokens == lm_tokens == answer.numel()

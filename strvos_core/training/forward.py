@@ -140,9 +140,9 @@ class TrainingModel(nn.Module):
         (right-padded: a causal row never sees the padding after it). Same maths as one pass per expression."""
         model = self.model
         tokens, sam = features if features is not None else self.frame_features(frame)
-        sequences = [torch.cat([model.prompt_ids(e, frame.tiles.shape[0])[0], a]) for e, a in zip(expressions,
-                                                                                                 answers, strict=True)]
-        starts = [model.prompt_ids(e, frame.tiles.shape[0]).shape[1] for e in expressions]
+        prompts = [model.prompt_ids(e, frame.tiles.shape[0])[0] for e in expressions]
+        sequences = [torch.cat([prompt, a]) for prompt, a in zip(prompts, answers, strict=True)]
+        starts = [len(prompt) for prompt in prompts]
         shared = _shared_prefix(sequences, model.token_ids.time_context, min(starts) - 1)
         want_attention = self.loss_config.seg_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]

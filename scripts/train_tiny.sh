@@ -7,6 +7,10 @@
 #   stage 1  the [SEG] path on single frames, appearance + relation     (configs/train/tiny_stage1.yaml)
 #   stage 1b stage 1 continued on fresh frames, the [SEG] attention 3x  (configs/train/tiny_stage1b.yaml)
 #   stage 2  3-frame clips with the [SEG] recurrence, all kinds          (configs/train/tiny_stage2.yaml)
+#            exported (float16) to runs/tiny_s2/export: stages 1-2 are skipped when that export is there
+#   stage Q  the LLM alone: the [SEG] query must attend to and name the target (configs/train/tiny_query.yaml)
+#   stage 1c stage 1b's recipe from stage Q: the mask path re-learns the new [SEG] state (tiny_stage1c.yaml)
+#   stage 2c stage 2's recipe from stage 1c                                (configs/train/tiny_stage2c.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
@@ -57,14 +61,26 @@ if [ "$VISION" = 1 ] || [ ! -f "$SV/vision.safetensors" ]; then
 else
   echo "train_tiny.sh: stage V kept from $SV (--vision retrains it)"
 fi
-train configs/train/tiny_stage1.yaml runs/tiny_s1
-python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
-strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
-train configs/train/tiny_stage1b.yaml runs/tiny_s1b
-python -m strvos_core.training.probe --run runs/tiny_s1b --frames 60 | tee runs/tiny_s1b/probe.md
-strvos convert --checkpoint runs/tiny_s1b --out runs/tiny_s1b/export
-train configs/train/tiny_stage2.yaml runs/tiny_s2
-strvos convert --checkpoint runs/tiny_s2 --out "$MODEL" --dtype float16
+S2=runs/tiny_s2/export
+if [ ! -f "$S2/model.safetensors" ]; then
+  train configs/train/tiny_stage1.yaml runs/tiny_s1
+  python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
+  strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
+  train configs/train/tiny_stage1b.yaml runs/tiny_s1b
+  python -m strvos_core.training.probe --run runs/tiny_s1b --frames 60 | tee runs/tiny_s1b/probe.md
+  strvos convert --checkpoint runs/tiny_s1b --out runs/tiny_s1b/export
+  train configs/train/tiny_stage2.yaml runs/tiny_s2
+  strvos convert --checkpoint runs/tiny_s2 --out "$S2" --dtype float16
+else
+  echo "train_tiny.sh: stages 1-2 kept from $S2 (delete it to retrain them)"
+fi
+train configs/train/tiny_query.yaml runs/tiny_q
+strvos convert --checkpoint runs/tiny_q --out runs/tiny_q/export
+train configs/train/tiny_stage1c.yaml runs/tiny_s1c
+python -m strvos_core.training.probe --run runs/tiny_s1c --frames 60 | tee runs/tiny_s1c/probe.md
+strvos convert --checkpoint runs/tiny_s1c --out runs/tiny_s1c/export
+train configs/train/tiny_stage2c.yaml runs/tiny_s2c
+strvos convert --checkpoint runs/tiny_s2c --out "$MODEL" --dtype float16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -72,9 +88,14 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-python -m strvos_core.training.probe --run runs/tiny_s2 --frames 60 | tee runs/tiny_s2/probe.md
-RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2)
+python -m strvos_core.training.probe --run runs/tiny_s2c --frames 60 | tee runs/tiny_s2c/probe.md
+# Stages 1-2 kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
+EARLIER=()
+RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c)
+if [ ! -f runs/tiny_s1/log.jsonl ] && [ -f "$S2/scores.json" ]; then
+  EARLIER=(--earlier "$S2/scores.json"); RUNS=(runs/tiny_q runs/tiny_s1c runs/tiny_s2c)
+fi
 if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
-python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" \
+python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" "${EARLIER[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
-  --probe runs/tiny_s2/probe.md --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"
+  --probe runs/tiny_s2c/probe.md --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"

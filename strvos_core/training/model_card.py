@@ -1,13 +1,15 @@
 """The model card of a trained export: how it was made (command, configs, seeds, time) and what it scores.
 
     python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE \
-        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt]
+        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt] [--earlier SCORES.json]
 
 Reads each run's train_config.json and log.jsonl, the two `strvos eval` summaries (the model streaming with its
 [SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json; with
 `--probe`, the link-by-link table `training.probe` printed for the last [SEG] run (does the mask follow the text,
 and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`),
-with `--vision`, the vision path's held-out attribute scores after stage V (`training.attribute_probe`).
+with `--vision`, the vision path's held-out attribute scores after stage V (`training.attribute_probe`), with
+`--earlier`, the stages of an earlier export this model was trained from, copied from that export's scores.json
+(for stages whose run folders are gone).
 Numbers are copied from those files, never typed in.
 """
 from __future__ import annotations
@@ -41,11 +43,35 @@ def run_facts(run: Path) -> dict[str, Any]:
     if not log:
         raise StrvosError(f"{run / 'log.jsonl'} holds no steps")
     last = log[-min(50, len(log)):]
+    # A stage without mask losses (stage Q: SAM 2 does not run) logs dice 0 on every step: no dice to report.
+    trains_masks = any(r.get("dice", 0.0) for r in log)
     return {"run": str(run), "stage": config["data"]["stage"], "steps": log[-1]["step"],
             "seed": config["data"]["seed"], "model_seed": config["model"].get("seed"),
             "num_videos": config["data"]["num_videos"], "minutes": sum(r["seconds"] for r in log) / 60,
             "final_loss": sum(r["loss"] for r in last) / len(last),
-            "final_dice": sum(r["dice"] for r in last) / len(last)}
+            "final_dice": sum(r["dice"] for r in last) / len(last) if trains_masks else None}
+
+
+def earlier_facts(scores: Path, known: set[str]) -> list[dict[str, Any]]:
+    """The stages recorded in an earlier export's scores.json, less those given again here (same `run`)."""
+    runs = _read_json(scores).get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and "stage" in r and "minutes" in r for r in runs):
+        raise StrvosError(f"{scores} has no list of training runs (not a model card's scores.json?)")
+    return [{**r, "earlier": str(scores)} for r in runs if r.get("run") not in known]
+
+
+def _run_name(f: dict[str, Any]) -> str:
+    """A run folder's name; stage V's facts come from a file in its artifact folder, named by that folder."""
+    path = Path(f["run"])
+    return path.parent.name if path.suffix else path.name
+
+
+def _stage_row(f: dict[str, Any]) -> str:
+    videos = ("20000 drawn, 8 frames each" if f["stage"] == "vision (attributes)"
+              else f"{f['num_videos']} (seed {f['seed']})")
+    dice = "-" if f.get("final_dice") is None else f"{f['final_dice']:.3f}"
+    mark = " *" if "earlier" in f else ""
+    return f"| {f['stage']} | {_run_name(f)}{mark} | {f['steps']} | {f['minutes']:.1f} | {videos} | {f['final_loss']:.3f} | {dice} |"
 
 
 def eval_scores(folder: Path) -> dict[str, Any]:
@@ -111,17 +137,20 @@ def vision_facts(path: Path) -> dict[str, Any]:
 
 
 def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
-               probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None) -> str:
+               probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None,
+               earlier: Path | None = None) -> str:
     facts = [run_facts(r) for r in runs]
     pretrained = [vision_facts(vision)] if vision is not None else []
+    if earlier is not None:
+        pretrained += earlier_facts(earlier, {f["run"] for f in pretrained + facts})
     streaming, no_state = eval_scores(streaming_dir), eval_scores(no_state_dir)
     weights = model / "model.safetensors"
     size_mb = sum(p.stat().st_size for p in model.iterdir() if p.is_file()) / 2**20
     table = score_table(streaming, no_state)
-    stages = "\n".join(f"| {f['stage']} | {f['steps']} | {f['minutes']:.1f} | {f['num_videos']} (seed {f['seed']}) | "
-                       f"{f['final_loss']:.3f} | {f['final_dice']:.3f} |" for f in facts)
-    stages = "\n".join([f"| {f['stage']} | {f['steps']} | {f['minutes']:.1f} | 20000 drawn, 8 frames each | "
-                        f"{f['final_loss']:.3f} | - |" for f in pretrained] + [stages])
+    stages = "\n".join(_stage_row(f) for f in pretrained + facts)
+    if earlier is not None:
+        stages += ("\n\n\\* stages of the export this model was trained from, not rerun: their facts are copied from "
+                   f"that export's card (`{earlier}` at training time); their run folders were not kept.")
     total = sum(f["minutes"] for f in facts + pretrained)
     missed = [k for k in KINDS if k in streaming["by_kind"] and streaming["by_kind"][k]["JF"] < TARGETS[k]]
     verdict = ("All targets met." if not missed else
@@ -136,7 +165,7 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
              if (model / "config.json").exists() else "internvit")
     vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
                    "vit+conv": "InternViT with a conv trunk beside it"}.get(trunk, trunk)
-    stage0_note = ("" if any(f["stage"] == "promptable" for f in facts) else
+    stage0_note = ("" if any(f["stage"] == "promptable" for f in pretrained + facts) else
                    "\nStage 0 (SAM 2 alone on its promptable task) was not rerun: its SAM 2 comes from `artifacts/tiny_stage0`,"
                    "\nwhose README gives its steps and time (not counted above).\n")
     card = f"""# strvos-synthetic-tiny
@@ -145,15 +174,15 @@ The StreamingRVOS architecture ({vision_name} + Qwen2 + SAM 2 hiera, joined by [
 random weights on this repository's synthetic referring-video world only. It is the embedded default that the
 demo runs; it knows coloured shapes on a plain background, not the real world.
 
-- Made by: `{TRAIN_COMMAND}` (stages {' -> '.join(f['stage'] for f in pretrained + facts)}; the configs are named in the
+- Made by: `{TRAIN_COMMAND}` (stages {' -> '.join(_run_name(f) for f in pretrained + facts)}; the configs are named in the
   script)
 - Weights: {weights.name}, float16 (cast to the run dtype on load), {size_mb:.1f} MB with tokenizer and config
 - Tokenizer: the synthetic vocabulary plus the special tokens (tokenizer.json)
 
 ## Training ({total:.1f} minutes of logged step time; stage seeds below, model init seed {facts[0]['model_seed']})
 
-| stage | steps | minutes | synthetic train videos | loss (last 50 steps) | dice loss |
-|---|---|---|---|---|---|
+| stage | run | steps | minutes | synthetic train videos | loss (last 50 steps) | dice loss |
+|---|---|---|---|---|---|---|
 {stages}
 {stage0_note}
 ## Scores: synthetic test split ({streaming['num_videos']} videos, `strvos synthetic --split test --videos {test_videos} --seed 0`), streamed frame by frame
@@ -187,10 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage0", type=Path, help="what `python -m strvos_core.training.prompt_eval` printed")
     parser.add_argument("--vision", type=Path, help="what `python -m strvos_core.training.attribute_probe` printed "
                         "for stage V (the vision path pre-trained on attributes)")
+    parser.add_argument("--earlier", type=Path, help="scores.json of the export the first run started from: its "
+                        "stages are listed too (for run folders that are gone)")
     args = parser.parse_args(argv)
     try:
         table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos, args.probe,
-                           args.stage0, args.vision)
+                           args.stage0, args.vision, args.earlier)
     except StrvosError as exc:
         print(f"model_card: error: {exc}", file=sys.stderr)
         return 2

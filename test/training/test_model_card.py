@@ -88,10 +88,32 @@ def test_stage_v_table_is_copied_in_and_its_minutes_counted(tmp_path):
     card = (model / "README.md").read_text()
     assert "| 200 | 1.500 | 0.900 | 0.990 | 0.950 | 0.700 | 120 |" in card
     assert "| commonest value | | 0.840 | 0.190 | 0.290 | 0.230 | |" in card
-    assert "3.0 minutes" in card and "| vision (attributes) | 200 | 2.0 |" in card  # 120 s of stage V + 60 s
+    assert "3.0 minutes" in card and f"| vision (attributes) | {tmp_path.name} | 200 | 2.0 |" in card  # 120 + 60 s
     assert json.loads((model / "scores.json").read_text())["runs"][0]["stage"] == "vision (attributes)"
     assert "InternViT with a conv trunk beside it" in card
     assert "Stage 0 (SAM 2 alone on its promptable task) was not rerun" in card  # no promptable run was given
     (tmp_path / "cut.txt").write_text("step 100: loss 2.000 ...\n")
     with pytest.raises(StrvosError, match="no attribute_probe table"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "cut.txt")
+
+
+def test_earlier_stages_are_copied_from_the_earlier_card_and_maskless_stages_show_no_dice(tmp_path):
+    """Stage Q trains no masks (dice 0 on every step); stages 1-2 kept from an earlier export come from its card."""
+    model = _one_stage(tmp_path, seconds=60.0)
+    _run(tmp_path / "q", "image", 30.0, [0.0, 0.0])  # dice = loss / 2 = 0 on every step
+    earlier = tmp_path / "earlier_scores.json"
+    earlier.write_text(json.dumps({"runs": [
+        {"run": str(tmp_path / "q"), "stage": "image", "steps": 9, "minutes": 99.0, "final_loss": 9.0},  # given again
+        {"run": "runs/tiny_s2", "stage": "video", "steps": 400, "seed": 1, "num_videos": 600, "minutes": 5.0,
+         "final_loss": 4.289, "final_dice": 0.593}]}))
+    write_card(model, [tmp_path / "q", tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier)
+    card = (model / "README.md").read_text()
+    assert "| video | tiny_s2 * | 400 | 5.0 | 600 (seed 1) | 4.289 | 0.593 |" in card
+    assert "| image | q | 2 | 1.0 | 7 (seed 3) | 0.000 | - |" in card and "99.0" not in card
+    assert "7.0 minutes" in card  # 5.0 earlier + 1.0 (q) + 1.0 (s1)
+    assert "stages tiny_s2 -> q -> s1" in card
+    runs = json.loads((model / "scores.json").read_text())["runs"]
+    assert [r["run"].rsplit("/", 1)[-1] for r in runs] == ["tiny_s2", "q", "s1"] and runs[0]["earlier"] == str(earlier)
+    earlier.write_text(json.dumps({"streaming": {}}))
+    with pytest.raises(StrvosError, match="no list of training runs"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier)

@@ -55,9 +55,15 @@ def run_facts(run: Path) -> dict[str, Any]:
 def earlier_facts(scores: Path, known: set[str]) -> list[dict[str, Any]]:
     """The stages recorded in an earlier export's scores.json, less those given again here (same `run`)."""
     runs = _read_json(scores).get("runs")
-    if not isinstance(runs, list) or not all(isinstance(r, dict) and "stage" in r and "minutes" in r for r in runs):
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         raise StrvosError(f"{scores} has no list of training runs (not a model card's scores.json?)")
-    return [{**r, "earlier": str(scores)} for r in runs if r.get("run") not in known]
+    runs = [r for r in runs if r.get("run") not in known]
+    for r in runs:  # what a row of the card's stage table needs
+        need = {"run", "stage", "steps", "minutes", "final_loss"}
+        need |= set() if r.get("stage") == "vision (attributes)" else {"num_videos", "seed"}
+        if need - r.keys():
+            raise StrvosError(f"{scores}: the run {r.get('run', '?')!r} lacks {sorted(need - r.keys())}")
+    return [{**r, "earlier": str(scores)} for r in runs]
 
 
 def _run_name(f: dict[str, Any]) -> str:
@@ -139,6 +145,8 @@ def vision_facts(path: Path) -> dict[str, Any]:
 def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
                probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None,
                earlier: Path | None = None) -> str:
+    if not model.is_dir():
+        raise StrvosError(f"{model} is not a model folder")
     facts = [run_facts(r) for r in runs]
     pretrained = [vision_facts(vision)] if vision is not None else []
     if earlier is not None:

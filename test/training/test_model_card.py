@@ -117,3 +117,6 @@ def test_earlier_stages_are_copied_from_the_earlier_card_and_maskless_stages_sho
     earlier.write_text(json.dumps({"streaming": {}}))
     with pytest.raises(StrvosError, match="no list of training runs"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier)
+    earlier.write_text(json.dumps({"runs": [{"run": "runs/tiny_s2", "stage": "video", "minutes": 5.0}]}))
+    with pytest.raises(StrvosError, match=r"'runs/tiny_s2' lacks \['final_loss', 'num_videos', 'seed', 'steps'\]"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier)

@@ -150,14 +150,17 @@ class TrainingModel(nn.Module):
                        or self.keep_image_inputs)
         backbone = model.language_model.model
         image_slots = sequences[0][:shared] == model.token_ids.img_context
-        prefix_embeds = model.prompt_embeddings(sequences[0][None], tokens, None)[:, :shared]
+        # each sequence embedded once; the shared start stops before the time context, so no state is in it
+        embeds = [model.prompt_embeddings(ids[None], tokens, state)[0] for ids, state in zip(sequences, states,
+                                                                                           strict=True)]
+        prefix_embeds = embeds[0][None, :shared]
         capture = layer_inputs(last_layer) if wants_input else nullcontext([])
         with capture as last_input:
             cache = backbone(inputs_embeds=prefix_embeds, past_key_values=DynamicCache(), use_cache=True).past_key_values
             length = max(len(ids) for ids in sequences) - shared
             rest = prefix_embeds.new_zeros(len(sequences), length, prefix_embeds.shape[-1])
-            for b, (ids, state) in enumerate(zip(sequences, states, strict=True)):
-                rest[b, : len(ids) - shared] = model.prompt_embeddings(ids[None], tokens, state)[0, shared:]
+            for b, embedded in enumerate(embeds):
+                rest[b, : len(embedded) - shared] = embedded[shared:]
             if len(sequences) > 1:
                 cache.batch_repeat_interleave(len(sequences))
             llm_out = backbone(inputs_embeds=rest, past_key_values=cache, use_cache=True,

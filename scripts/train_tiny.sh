@@ -44,6 +44,11 @@ train() {  # config, run dir: fresh, resumed, or already finished
   if ls "$2"/checkpoints/step_* >/dev/null 2>&1; then strvos train --config "$1" --out "$2" --resume "${THREADS[@]}"
   else strvos train --config "$1" --out "$2" "${THREADS[@]}"; fi
 }
+probed_stage() {  # config, run dir: train, probe on held-out frames (RUN/probe.md), export to RUN/export
+  train "$1" "$2"
+  python -m strvos_core.training.probe --run "$2" --frames 60 | tee "$2/probe.md"
+  strvos convert --checkpoint "$2" --out "$2/export"
+}
 
 S0=artifacts/tiny_stage0
 if [ "$STAGE0" = 1 ] || [ ! -f "$S0/sam2_grounding_fp16.safetensors" ]; then
@@ -63,12 +68,8 @@ else
 fi
 S2=runs/tiny_s2/export
 if [ ! -f "$S2/model.safetensors" ]; then
-  train configs/train/tiny_stage1.yaml runs/tiny_s1
-  python -m strvos_core.training.probe --run runs/tiny_s1 --frames 60 | tee runs/tiny_s1/probe.md
-  strvos convert --checkpoint runs/tiny_s1 --out runs/tiny_s1/export
-  train configs/train/tiny_stage1b.yaml runs/tiny_s1b
-  python -m strvos_core.training.probe --run runs/tiny_s1b --frames 60 | tee runs/tiny_s1b/probe.md
-  strvos convert --checkpoint runs/tiny_s1b --out runs/tiny_s1b/export
+  probed_stage configs/train/tiny_stage1.yaml runs/tiny_s1
+  probed_stage configs/train/tiny_stage1b.yaml runs/tiny_s1b
   train configs/train/tiny_stage2.yaml runs/tiny_s2
   strvos convert --checkpoint runs/tiny_s2 --out "$S2" --dtype float16
 else
@@ -76,9 +77,7 @@ else
 fi
 train configs/train/tiny_query.yaml runs/tiny_q
 strvos convert --checkpoint runs/tiny_q --out runs/tiny_q/export
-train configs/train/tiny_stage1c.yaml runs/tiny_s1c
-python -m strvos_core.training.probe --run runs/tiny_s1c --frames 60 | tee runs/tiny_s1c/probe.md
-strvos convert --checkpoint runs/tiny_s1c --out runs/tiny_s1c/export
+probed_stage configs/train/tiny_stage1c.yaml runs/tiny_s1c
 train configs/train/tiny_stage2c.yaml runs/tiny_s2c
 strvos convert --checkpoint runs/tiny_s2c --out "$MODEL" --dtype float16
 

@@ -4,7 +4,7 @@ Topic arguments default to the RealSense layout under `camera` (colour + depth a
 image/depth/camera_info/depth_camera_info explicitly for other drivers.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -15,6 +15,7 @@ ARGUMENTS = [
     ("model", "default", "default (the shipped tiny model), model folder (HF export), hub id or random:<preset>"),
     ("device", "cpu", "torch device (cpu, cuda)"),
     ("dtype", "float32", "float32 | bfloat16 | float16"),
+    ("threads", "", "torch CPU threads of the inference thread (0: torch's default); empty: the config file's"),
     ("prompt", "", "initial referring expression of target 'default'"),
     ("use_depth", "true", "subscribe to depth and publish 3D poses"),
     ("camera", "/camera", "camera namespace used by the topic defaults below"),
@@ -31,9 +32,14 @@ ARGUMENTS = [
 ]
 
 
-def generate_launch_description() -> LaunchDescription:
+def _node(context) -> list[Node]:
+    """The node; `threads` is passed only when given, so the config file's value holds otherwise."""
     arg = LaunchConfiguration
-    node = Node(
+    overrides = {}
+    threads = context.launch_configurations.get("threads", "").strip()
+    if threads:
+        overrides["threads"] = ParameterValue(arg("threads"), value_type=int)
+    return [Node(
         package="strvos_ros",
         executable="strvos_node",
         name=arg("name"),
@@ -44,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
             # explicit types: a prompt of "" or a model named "1b" must stay strings
             **{key: ParameterValue(arg(key), value_type=str) for key in ("model", "device", "dtype", "prompt")},
             "use_depth": ParameterValue(arg("use_depth"), value_type=bool),
+            **overrides,
         }],
         remappings=[
             ("image", arg("image")),
@@ -53,7 +60,11 @@ def generate_launch_description() -> LaunchDescription:
             ("depth_camera_info", arg("depth_camera_info")),
         ],
         arguments=["--ros-args", "--log-level", arg("log_level")],
-    )
+    )]
+
+
+def generate_launch_description() -> LaunchDescription:
+    arg = LaunchConfiguration
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -63,4 +74,4 @@ def generate_launch_description() -> LaunchDescription:
     )
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, default, text in ARGUMENTS]
-    return LaunchDescription([*declared, node, rviz])
+    return LaunchDescription([*declared, OpaqueFunction(function=_node), rviz])

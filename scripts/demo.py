@@ -35,6 +35,8 @@ def parse_args() -> argparse.Namespace:
                    help="frames per clip; the target changes half-way through each (default 40)")
     p.add_argument("--rate", type=float, default=15.0, help="camera rate in Hz")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips and prompts (default 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="the node's torch CPU threads (its `threads` parameter; default: config/segment.yaml's)")
     p.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for the node to come up")
     return p.parse_args()
 
@@ -61,18 +63,22 @@ def model_folder(model: str) -> Path:
     return DEFAULT_MODEL_DIR if model == DEFAULT_MODEL_SPEC else Path(model)
 
 
-def start_node(model: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_node(model: str, log_path: Path, threads: int | None = None) -> tuple[subprocess.Popen, str]:
     """The node in its own process group (so SIGINT reaches ros2 launch and its child)."""
     topics = [f"image:={CAMERA}/color/image_raw", f"camera_info:={CAMERA}/color/camera_info",
               f"depth:={CAMERA}/aligned_depth_to_color/image_raw",
               f"depth_camera_info:={CAMERA}/aligned_depth_to_color/camera_info"]
     if shutil.which("ros2") and _launch_importable():
         cmd = ["ros2", "launch", "strvos_ros", "segment.launch.py", f"model:={model}", "use_depth:=true", *topics]
+        if threads is not None:
+            cmd.append(f"threads:={threads}")
         how = "ros2 launch strvos_ros segment.launch.py"
     else:
         venv = Path(sys.prefix)
         cmd = [sys.executable, str(venv / "lib" / "strvos_ros" / "strvos_node"), "--ros-args",
                "-p", f"model:={model}", "-p", "use_depth:=true"]
+        if threads is not None:
+            cmd += ["-p", f"threads:={threads}"]
         for t in topics:
             cmd += ["-r", t]
         how = "the node's own entry point (no ROS launch system installed)"
@@ -123,7 +129,7 @@ def main() -> int:
     t_start = time.monotonic()
     plan = make_plan(args.seed, args.clips, args.frames_per_clip)
     model = choose_model(args.model)
-    proc, how = start_node(model, args.out / "node.log")
+    proc, how = start_node(model, args.out / "node.log", args.threads)
     # the node's default score threshold (config/segment.yaml), to say on the video why a mask is not trusted
     recording = DemoRecording(plan, model=model, launcher=how, rate_hz=args.rate, score_threshold=0.5,
                               model_card=model_card_scores(model_folder(model)))

@@ -22,6 +22,7 @@ class Settings:
     model: str = "default"
     device: str = "cpu"
     dtype: str = "float32"
+    threads: int = 0
     autostart: bool = True
     release_on_deactivate: bool = True
     prompt: str = ""
@@ -54,6 +55,8 @@ SPECS: dict[str, tuple[bool, Any, str]] = {
                         "or random:<preset> for tests"),
     "device": (True, None, "torch device: cpu, cuda, cuda:1 ..."),
     "dtype": (True, ("float32", "bfloat16", "float16"), "model weights dtype"),
+    "threads": (True, (0, 256), "CPU threads of torch's operators in the inference thread (0: torch's default, "
+                "one per core); on a small CPU shared with the camera and DDS threads, fewer can be faster"),
     "autostart": (True, None, "configure and activate on start (no lifecycle manager needed)"),
     "release_on_deactivate": (True, None, "free the model (GPU memory) on deactivate; reloaded on activate"),
     "prompt": (True, None, "initial referring expression of the 'default' target (empty: none)"),

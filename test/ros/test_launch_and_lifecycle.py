@@ -27,7 +27,8 @@ NO_LAUNCH = "no `ros2` command: the launch system is not installed"
 
 @pytest.mark.skipif(not ros2_launch_available(), reason=NO_LAUNCH)
 def test_ros2_launch_takes_a_prompt_publishes_a_mask_and_stops_on_sigint(tmp_path):
-    launch_and_segment(tmp_path, "model:=random:tiny")
+    text = launch_and_segment(tmp_path, "model:=random:tiny", "threads:=1", threads=1)
+    assert "inference thread: 1 torch threads (parameter threads: 1)" in text, text[-3000:]
 
 
 @pytest.mark.skipif(not ros2_launch_available(), reason=NO_LAUNCH)
@@ -38,10 +39,12 @@ def test_ros2_launch_runs_the_shipped_default_model(tmp_path):
     """No model argument: the launch file's default, the trained model inside the installed strvos_core."""
     text = launch_and_segment(tmp_path)
     assert "model default loaded" in text, text[-3000:]
+    assert "(parameter threads: torch default)" in text, text[-3000:]  # config/segment.yaml's threads: 0
 
 
-def launch_and_segment(tmp_path, *arguments: str) -> str:
-    """ros2 launch with a prompt, frames until a mask comes back, then SIGINT; returns the launch log."""
+def launch_and_segment(tmp_path, *arguments: str, threads: int = 0) -> str:
+    """ros2 launch with a prompt, frames until a mask comes back, then SIGINT; returns the launch log. ``threads``:
+    the value `ros2 param get` must find."""
     log = tmp_path / "launch.log"
     proc = start_process(["ros2", "launch", "strvos_ros", "segment.launch.py", "camera:=/cam",
                           "prompt:=the red square", "use_depth:=true", *arguments], log)
@@ -79,6 +82,9 @@ def launch_and_segment(tmp_path, *arguments: str) -> str:
                                   capture_output=True, text=True, timeout=120)
             assert call.returncode == 0 and answer in call.stdout, call.stdout + call.stderr
         assert "special token [SEG]" in call.stdout
+        got = subprocess.run(["ros2", "param", "get", "/strvos_node", "threads"], capture_output=True, text=True,
+                             timeout=120)
+        assert got.returncode == 0 and f"Integer value is: {threads}" in got.stdout, got.stdout + got.stderr
     finally:
         client.close()
         code = stop_process(proc)

@@ -152,6 +152,10 @@ class LossSection:
     # carries the description (measured without it: the appearance expressions of a frame give tokens at cosine
     # 0.998, training.probe --kinds).
     seg_attribute_weight: float = 0.0
+    # True: frame t's losses also train frame t-1's [SEG] state through the recurrence (backpropagation through
+    # the clip). False (the reference's stage-1 video branch): the state is detached, so nothing teaches it to
+    # carry what a later frame needs: a motion expression ("moving left") cannot be told from one frame.
+    state_grad: bool = False
 
 
 @dataclass
@@ -180,6 +184,9 @@ class DataSection:
     height: int = 240
     frames_per_video: int = 20
     clip_frames: int = 5  # stage 2: frames per sample (the reference samples 5)
+    # stage 2: 0 draws the clip's frames anywhere in the video (the reference); N > 0 draws each gap between
+    # consecutive clip frames from 1..N, closer to the stream the model sees at inference (gap 1)
+    clip_max_gap: int = 0
     batch_size: int = 1  # samples per process per micro-step
     expressions_per_sample: int = 1  # targets sharing a sample's frames (the reference samples several objects
     #                                  per video); the frames' image work is done once for all of them
@@ -334,6 +341,7 @@ def validate(config: TrainConfig) -> None:
     need(d.expressions_per_sample >= 1, f"data.expressions_per_sample must be >= 1, got {d.expressions_per_sample}")
     need(d.expressions_per_kind >= 1, f"data.expressions_per_kind must be >= 1, got {d.expressions_per_kind}")
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
+    need(d.clip_max_gap >= 0, f"data.clip_max_gap must be >= 0, got {d.clip_max_gap}")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),
          "data.answers must be a non-empty list of answers with exactly one [SEG] each")

@@ -1,7 +1,8 @@
 """Training samples from the synthetic referring-video world, drawn statelessly from (seed, step, micro, rank, i).
 
 Stage 1 ("image"): one frame with appearance or relation expressions whose targets are visible in it (motion
-needs time). Stage 2 ("video"): `clip_frames` distinct frames sorted in time (the reference samples 5 at random),
+needs time). Stage 2 ("video"): `clip_frames` distinct frames sorted in time (the reference samples 5 at random; `clip_max_gap`
+draws them close together instead, as a stream sees them),
 any expression kind, a ground-truth mask per frame (empty where the target is out of view or occluded).
 A sample holds up to `expressions_per_sample` expressions over the same frames, distinct targets first (as the
 reference samples several objects of one video): the model must tell them apart from the text alone, and the
@@ -123,8 +124,7 @@ class SyntheticPool:
             chosen = [frame]
             options = [e for e in options if (video.labels[frame] == e[1]).any()] or options
         else:
-            chosen = sorted(int(i) for i in rng.choice(len(video.frames), size=self.config.clip_frames,
-                                                        replace=False))
+            chosen = self._clip_frames(len(video.frames), rng)
         targets = []
         for text, obj_id, _ in _pick(options, self.config.expressions_per_sample, rng):
             answer = self.config.answers[int(rng.integers(len(self.config.answers)))]
@@ -132,6 +132,16 @@ class SyntheticPool:
         clicks = [self._clicks(video.labels[i], rng) for i in chosen] if self.config.clicks_per_frame else []
         return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
                       [video.labels[i] for i in chosen], video.attributes)
+
+    def _clip_frames(self, num_frames: int, rng: np.random.Generator) -> list[int]:
+        """A stage-2 clip's frame indices, in time order: anywhere (clip_max_gap 0) or with gaps of 1..clip_max_gap."""
+        count = self.config.clip_frames
+        if self.config.clip_max_gap == 0 or count == 1:
+            return sorted(int(i) for i in rng.choice(num_frames, size=count, replace=False))
+        largest = max(1, min(self.config.clip_max_gap, (num_frames - 1) // (count - 1)))  # the clip must fit
+        gaps = rng.integers(1, largest + 1, size=count - 1)
+        start = int(rng.integers(0, num_frames - int(gaps.sum())))
+        return [start, *(start + int(g) for g in np.cumsum(gaps))]
 
     def _promptable_sample(self, rng: np.random.Generator) -> Sample:
         """Stage "promptable": a random frame with at least one promptable object and its SAM 2 prompts."""

@@ -8,7 +8,8 @@ Per frame (as `StreamingRVOSModel.encode_frame` + `segment`, with the answer giv
   the state greedy decoding computes when it feeds the generated [SEG] back (language.greedy_decode), i.e. what
   inference carries and projects. text_hidden_fcs -> SAM 2 `predict_mask` -> low-res logits -> mask losses.
 Streaming recurrence (stage 2): frame t's <TIME_CONTEXT> input is frame t-1's [SEG] hidden state, detached (no
-backpropagation through time, as the reference's stage-1 video branch); frame 0 uses the learned embedding.
+backpropagation through time, as the reference's stage-1 video branch; `loss.state_grad` keeps the graph, so later
+frames' losses train what the state carries); frame 0 uses the learned embedding.
 Unlike the reference (loss on the last frame only), every frame's answer and mask are supervised.
 """
 from __future__ import annotations
@@ -279,7 +280,7 @@ class TrainingModel(nn.Module):
                         seg_click.append(self.seg_click_loss(out.prompt, target.masks[t]))
                     if self.loss_config.seg_exemplar_weight > 0 and target.masks[t].any():
                         seg_exemplar.append(self.seg_exemplar_loss(out.prompt, features[1], target.masks[t]))
-                    states[k] = out.seg_hidden.detach()
+                    states[k] = out.seg_hidden if self.loss_config.state_grad else out.seg_hidden.detach()
             self.last_frames.extend(outputs)
         lm = lm_sum / max(lm_tokens, 1)
         if logits[0] is not None:

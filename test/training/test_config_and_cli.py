@@ -37,6 +37,7 @@ def test_defaults_are_the_reference_recipe():
     ({"data": {"stage": "audio"}}, "data.stage"),
     ({"data": {"answers": ["Sure."]}}, "exactly one \\[SEG\\]"),
     ({"data": {"clip_frames": 50}}, "clip_frames"),
+    ({"data": {"clip_max_gap": -1}}, "clip_max_gap"),
     ({"optimizer": {}}, "unknown sections"),
     ({"loss": {"weight": 1}}, "unknown keys \\['weight'\\]"),
     ({"model": {"overrides": {"vision": {"depth": 3}}}}, "model.overrides.vision"),

@@ -1,4 +1,5 @@
-"""The teacher-forced training forward computes what inference computes, and the recurrence is detached.
+"""The teacher-forced training forward computes what inference computes, and the recurrence is detached (unless
+`loss.state_grad`).
 
 The [SEG] state must be the hidden state AT the [SEG] token's own position (what greedy decoding computes when it
 feeds [SEG] back): proven against `StreamingRVOSModel.segment` on a model steered to answer "[SEG]<|im_end|>".
@@ -68,6 +69,37 @@ def test_recurrence_feeds_the_detached_previous_seg_state(micro_config):
     assert not torch.allclose(without.seg_hidden, again.seg_hidden, atol=1e-5)
     losses["loss"].backward()  # every frame's answer and mask are in the loss
     assert model.text_hidden_fcs[0].weight.grad is not None
+
+
+def test_state_grad_trains_the_previous_frame_through_the_recurrence(micro_config):
+    """loss.state_grad: the state keeps its graph, so a later frame's loss reaches the earlier frame's [SEG] state."""
+    config = micro_config(data={"stage": "video", "clip_frames": 2}, loss={"state_grad": True})
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    trainer = TrainingModel(model, config.loss)
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    trainer([sample], torch.Generator().manual_seed(0))
+    first, second = trainer.last_frames[0]
+    assert second.state_in is first.seg_hidden and second.state_in.requires_grad
+    # the second frame's [SEG] state alone depends on the first frame's state: a gradient flows back into it
+    (grad,) = torch.autograd.grad(second.seg_hidden.sum(), first.seg_hidden, retain_graph=True)
+    assert grad.abs().sum() > 0
+
+
+def test_clip_max_gap_draws_clips_close_together(micro_config):
+    config = micro_config(data={"stage": "video", "clip_frames": 4, "clip_max_gap": 2, "frames_per_video": 12})
+    pool = SyntheticPool(config.data)
+    rng = np.random.default_rng(0)
+    gaps = set()
+    for _ in range(200):
+        frames = pool._clip_frames(12, rng)
+        assert len(frames) == 4 and 0 <= frames[0] and frames[-1] < 12
+        gaps.update(np.diff(frames).tolist())
+    assert gaps == {1, 2}
+    # a gap that cannot fit is shrunk until the clip fits: 4 frames of 5 leave gaps of 1 only
+    for _ in range(20):
+        assert np.diff(pool._clip_frames(5, rng)).tolist() == [1, 1, 1]
 
 
 def test_one_step_at_a_time_reduces_the_loss_on_a_fixed_batch(micro_config):

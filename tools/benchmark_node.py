@@ -170,7 +170,7 @@ def run_resolution(args, width: int, height: int, use_depth: bool) -> dict:
         [str(node_bin), "--ros-args", "-p", f"model:={args.model}", "-p", f"device:={args.device}",
          "-p", "score_threshold:=0.0", "-p", f"input.reliability:={'best_effort' if args.best_effort else 'reliable'}",
          "-p", f"use_depth:={str(use_depth).lower()}",
-         "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square"],
+         "-p", "diagnostics_period:=0.5", "-p", "prompt:=the red square", "-p", f"threads:={args.threads}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=node_environment(args.node_source))
     camera = Camera(width, height, args.watch_all, args.lean_client, BEST_EFFORT if args.best_effort else SENSOR)
     try:
@@ -284,6 +284,7 @@ def table(results: list[dict], args) -> str:
         + (f" --node-source {args.node_source}" if args.node_source else "")
         + (" --lean-client" if args.lean_client else "")
         + (" --best-effort" if args.best_effort else "")
+        + (f" --threads {args.threads}" if args.threads else "")
         + f"` on {hardware()}; no GPU; load average (1 min) {args.load[0]:.2f} at the start, {args.load[1]:.2f} at "
         "the end. Node and camera in separate processes over "
         + ("Fast DDS on loopback with best-effort camera QoS (the node's default); "
@@ -363,6 +364,8 @@ def main() -> int:
     parser.add_argument("--model", default="random:tiny",
                         help="the node's model (default random:tiny: the real architecture, random weights)")
     parser.add_argument("--device", default="cpu", help="the node's torch device (default cpu)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="the node's threads parameter: torch CPU threads of its inference thread (0: torch's default)")
     parser.add_argument("--frames", type=int, default=10, help="lock-step frames per resolution")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 30 Hz run per resolution")
     parser.add_argument("--resolutions", default="640x480,1280x720",

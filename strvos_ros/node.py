@@ -322,6 +322,12 @@ def spin_guarded(executor, context, on_error) -> None:
             on_error(exc)
 
 
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT: ignore every later one, then interrupt the main thread (as Python's default handler does)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> None:
     # A thread woken by another (the worker by a callback's hand-over) waits for the GIL until the running
     # thread drops it, by default after up to 5 ms. After the image callback the executor thread still runs
@@ -329,6 +335,11 @@ def main(args: list[str] | None = None) -> None:
     # the worker takes over sooner (slot -> worker 0.7 -> 0.3 ms measured; 0.5 ms was the previous setting).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     keep_freed_memory()
+    # Installed before rclpy's own handler, which chains to it: the first SIGINT interrupts spinning, every later
+    # one is ignored from that moment. Ctrl-C reaches the whole process group and launch forwards its own SIGINT;
+    # a repeat that landed between the first and the cleanup raised KeyboardInterrupt inside whatever ran then
+    # (a Future's __del__ during garbage collection printed a traceback to the launch log).
+    signal.signal(signal.SIGINT, _interrupt_once)
     rclpy.init(args=args)
     node = StrvosNode()
     # One thread: the callbacks only check and queue messages (the model runs on the worker thread), so it
@@ -348,9 +359,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        # Ctrl-C reaches the whole process group, and launch forwards its own SIGINT too: ignore repeats so
-        # cleanup is not interrupted half-way.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # shutting down for another reason: cleanup is not interrupted
         node.stop(join_timeout=2.0)  # launch escalates to SIGTERM 5 s after SIGINT
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()

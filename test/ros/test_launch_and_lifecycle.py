@@ -82,8 +82,9 @@ def launch_and_segment(tmp_path, *arguments: str, threads: int = 0) -> str:
                                   capture_output=True, text=True, timeout=120)
             assert call.returncode == 0 and answer in call.stdout, call.stdout + call.stderr
         assert "special token [SEG]" in call.stdout
-        got = subprocess.run(["ros2", "param", "get", "/strvos_node", "threads"], capture_output=True, text=True,
-                             timeout=120)
+        # without the CLI daemon, whose graph can lag behind a node that just started ("Node not found")
+        got = subprocess.run(["ros2", "param", "get", "--no-daemon", "--spin-time", "5", "/strvos_node", "threads"],
+                             capture_output=True, text=True, timeout=120)
         assert got.returncode == 0 and f"Integer value is: {threads}" in got.stdout, got.stdout + got.stderr
     finally:
         client.close()

@@ -187,6 +187,10 @@ class DataSection:
     # stage 2: 0 draws the clip's frames anywhere in the video (the reference); N > 0 draws each gap between
     # consecutive clip frames from 1..N, closer to the stream the model sees at inference (gap 1)
     clip_max_gap: int = 0
+    # stage 2: this share of a clip's frames after the first show the LLM a blank image (its image tokens zeroed; SAM 2
+    # still sees the frame): the [SEG] state can then find the target only through the state fed back from the
+    # frame before. 0 = off (the reference). Trained from scratch on single frames, the LLM otherwise ignores the state.
+    llm_blind_fraction: float = 0.0
     batch_size: int = 1  # samples per process per micro-step
     expressions_per_sample: int = 1  # targets sharing a sample's frames (the reference samples several objects
     #                                  per video); the frames' image work is done once for all of them
@@ -342,6 +346,7 @@ def validate(config: TrainConfig) -> None:
     need(d.expressions_per_kind >= 1, f"data.expressions_per_kind must be >= 1, got {d.expressions_per_kind}")
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
     need(d.clip_max_gap >= 0, f"data.clip_max_gap must be >= 0, got {d.clip_max_gap}")
+    need(0.0 <= d.llm_blind_fraction < 1.0, f"data.llm_blind_fraction must be in [0, 1), got {d.llm_blind_fraction}")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),
          "data.answers must be a non-empty list of answers with exactly one [SEG] each")

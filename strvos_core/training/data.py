@@ -55,6 +55,8 @@ class Sample:
     labels: list[np.ndarray] = field(default_factory=list)  # uint8 [H, W] object ids per frame (0 = background)
     attributes: dict[int, dict[str, str]] = field(default_factory=dict)  # object id -> size/colour/texture/shape
     prompts: list[Prompt] = field(default_factory=list)  # stage "promptable": SAM 2 prompts on frames[0]
+    # per frame: the LLM sees a blank image there (data.llm_blind_fraction); SAM 2 still sees the frame
+    blind: list[bool] = field(default_factory=list)
 
     @property
     def expression(self) -> str:
@@ -130,8 +132,11 @@ class SyntheticPool:
             answer = self.config.answers[int(rng.integers(len(self.config.answers)))]
             targets.append(Target(text, answer, [video.labels[i] == obj_id for i in chosen]))
         clicks = [self._clicks(video.labels[i], rng) for i in chosen] if self.config.clicks_per_frame else []
+        # drawn last and only when asked for, so the samples of configs without it stay what they were
+        blind = [t > 0 and bool(rng.random() < self.config.llm_blind_fraction) for t in range(len(chosen))] \
+            if self.config.llm_blind_fraction > 0 else []
         return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
-                      [video.labels[i] for i in chosen], video.attributes)
+                      [video.labels[i] for i in chosen], video.attributes, blind=blind)
 
     def _clip_frames(self, num_frames: int, rng: np.random.Generator) -> list[int]:
         """A stage-2 clip's frame indices, in time order: anywhere (clip_max_gap 0) or with gaps of 1..clip_max_gap."""

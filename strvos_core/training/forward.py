@@ -252,6 +252,9 @@ class TrainingModel(nn.Module):
                     click_losses.extend(self.click_losses(features[1], sample.clicks[t], frame.shape[:2]))
                 if self.loss_config.attribute_weight > 0:
                     attribute_losses.append(self.attribute_loss(features, sample.labels[t], sample.attributes))
+                blind = bool(sample.blind) and sample.blind[t]
+                if blind:  # the LLM sees a blank image: where the target is must come from the state fed back
+                    features = (torch.zeros_like(features[0]), features[1])
                 frame_outputs = self.frame_forward_many(prepared, [t.expression for t in sample.targets], answers,
                                                         states, features)
                 for k, (target, out) in enumerate(zip(sample.targets, frame_outputs, strict=True)):
@@ -264,12 +267,12 @@ class TrainingModel(nn.Module):
                         seg_words.append(self.seg_words_loss(out.prompt, words[k]))
                     if self.loss_config.seg_position_weight > 0 and target.masks[t].any():
                         position_losses.append(self.position_loss(out.seg_hidden, target.masks[t]))
-                    if out.image_values is not None:
+                    if out.image_values is not None and not blind:
                         value_losses.append(self.value_position_loss(out.image_values))
                     if said:  # every frame: the words are there whether or not the target is in view
                         said_losses.append(said_attribute_loss(
                             self.training_heads["said_attributes"](out.seg_query_state.float()), said[k]))
-                    if out.seg_attention is not None and target.masks[t].any():
+                    if out.seg_attention is not None and target.masks[t].any() and not blind:
                         attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
                     if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
                         pred = self.model.grounding_encoder.predict_mask(features[1], teacher_tokens[k])

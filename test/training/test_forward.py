@@ -87,6 +87,34 @@ def test_state_grad_trains_the_previous_frame_through_the_recurrence(micro_confi
     assert grad.abs().sum() > 0
 
 
+def test_a_blind_frame_gives_the_llm_a_blank_image_and_sam2_the_frame(micro_config):
+    config = micro_config(data={"stage": "video", "clip_frames": 3, "llm_blind_fraction": 0.6},
+                          loss={"seg_attention_weight": 1.0})
+    pool = SyntheticPool(config.data)
+    samples = [pool.sample(step, 0, 0, 0) for step in range(12)]
+    assert all(len(s.blind) == 3 and not s.blind[0] for s in samples)  # the first frame always sees its image
+    sample = next(s for s in samples if s.blind[1])
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    trainer = TrainingModel(model, config.loss)
+    with torch.no_grad():
+        trainer([sample], torch.Generator().manual_seed(0))
+        blind_state = trainer.last_frames[0][1].seg_hidden
+        tokens, sam = trainer.frame_features(prepare_frame(sample.frames[1], sample.masks[1], model.config))
+        answer = trainer.answer_ids(sample.answer)
+        prepared = prepare_frame(sample.frames[1], sample.masks[1], model.config)
+        state_in = trainer.last_frames[0][1].state_in
+        blank = trainer.frame_forward_many(prepared, [sample.expression], [answer], [state_in],
+                                           (torch.zeros_like(tokens), sam))[0]
+        seeing = trainer.frame_forward_many(prepared, [sample.expression], [answer], [state_in], (tokens, sam))[0]
+    torch.testing.assert_close(blind_state, blank.seg_hidden)
+    assert not torch.allclose(blind_state, seeing.seg_hidden, atol=1e-5)
+    # without the option the samples are what they were
+    plain = micro_config(data={"stage": "video", "clip_frames": 3})
+    a, b = SyntheticPool(plain.data).sample(3, 0, 0, 0), pool.sample(3, 0, 0, 0)
+    assert a.blind == [] and [t.expression for t in a.targets] == [t.expression for t in b.targets]
+
+
 def test_clip_max_gap_draws_clips_close_together(micro_config):
     config = micro_config(data={"stage": "video", "clip_frames": 4, "clip_max_gap": 2, "frames_per_video": 12})
     pool = SyntheticPool(config.data)

@@ -99,3 +99,18 @@ def object_cell_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
             total = total + F.cross_entropy(logits[keep, values], targets[keep, values].argmax(dim=1))
         start += size
     return total
+
+
+CANDIDATE_GRID = 8  # cells per side of loss.state_candidates_weight's map (squashed to the frame's aspect)
+
+
+def candidate_map(expression: str, labels: np.ndarray, attributes: dict[int, dict[str, str]]) -> torch.Tensor:
+    """[CANDIDATE_GRID ** 2] each cell's share covered by the objects the expression's noun phrase describes (the
+    target and every other object its words fit), row-major: loss.state_candidates_weight's target."""
+    try:
+        said = dict(parse_expression(expression).attributes)
+    except ValueError as error:
+        raise ValueError(f"loss.state_candidates_weight needs synthetic expressions: {error}") from None
+    ids = [obj_id for obj_id, own in attributes.items() if all(own.get(k) == v for k, v in said.items())]
+    covered = torch.from_numpy(np.isin(labels, ids).astype(np.float32))[None, None]
+    return F.adaptive_avg_pool2d(covered, (CANDIDATE_GRID, CANDIDATE_GRID)).flatten()

@@ -156,6 +156,15 @@ class LossSection:
     # the clip). False (the reference's stage-1 video branch): the state is detached, so nothing teaches it to
     # carry what a later frame needs: a motion expression ("moving left") cannot be told from one frame.
     state_grad: bool = False
+    # > 0: a training-only linear head must read off each frame's [SEG] state (the one fed back to the next frame)
+    # where the objects the noun phrase describes are (every candidate, not only the target; each cell's share of an
+    # 8x8 map, binary cross-entropy). A motion word can be told only by comparing where the candidates are now with
+    # where they were, and the state is the only thing a frame hands the next (synthetic expressions only).
+    state_candidates_weight: float = 0.0
+    # > 0: on LLM-blind frames (data.llm_blind_fraction) the [SEG] position's attention, averaged over layers and
+    # heads, is pulled onto the <TIME_CONTEXT> slot (-log of its weight): the state fed back is the only thing there
+    # that says where the target is, and from single-frame training the LLM gives that slot ~2 % of its attention.
+    state_attention_weight: float = 0.0
 
 
 @dataclass
@@ -310,7 +319,8 @@ def validate(config: TrainConfig) -> None:
     ls = config.loss
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
-             ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight) >= 0,
+             ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight,
+             ls.state_candidates_weight, ls.state_attention_weight) >= 0,
          "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
@@ -347,6 +357,8 @@ def validate(config: TrainConfig) -> None:
     need(1 <= d.clip_frames <= d.frames_per_video, "data needs 1 <= clip_frames <= frames_per_video")
     need(d.clip_max_gap >= 0, f"data.clip_max_gap must be >= 0, got {d.clip_max_gap}")
     need(0.0 <= d.llm_blind_fraction < 1.0, f"data.llm_blind_fraction must be in [0, 1), got {d.llm_blind_fraction}")
+    need(config.loss.state_attention_weight == 0 or d.llm_blind_fraction > 0,
+         "loss.state_attention_weight scores LLM-blind frames: it needs data.llm_blind_fraction > 0")
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),
          "data.answers must be a non-empty list of answers with exactly one [SEG] each")

@@ -30,9 +30,11 @@ from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
 from strvos_core.training.attributes import (
+    CANDIDATE_GRID,
     GROUP_SIZES,
     AttributeHead,
     attribute_targets,
+    candidate_map,
     cell_centres,
     object_cell_loss,
     said_attribute_loss,
@@ -56,6 +58,7 @@ class FrameOutput:
     image_values: torch.Tensor | None = None  # [image tokens, Cl] what each hands the last layer's attention output
     seg_query_state: torch.Tensor | None = None  # [Cl] the [SEG] state entering the last layer (its query's source)
     image_inputs: torch.Tensor | None = None  # [image tokens, Cl] the last layer's input there (keep_image_inputs)
+    state_attention: torch.Tensor | None = None  # [] [SEG]'s attention on <TIME_CONTEXT>, mean of layers and heads
 
 
 @contextmanager
@@ -96,7 +99,8 @@ class TrainingModel(nn.Module):
         # teacher makes a prompt token from the words alone (loss.teacher_weight), the position head reads the
         # target's centre off the [SEG] state (loss.seg_position_weight), the attribute heads read what is where off
         # SAM 2's image embedding and the LLM's image tokens (loss.attribute_weight), the said-attributes head reads
-        # what the expression names off the [SEG] state entering the last layer (loss.seg_attribute_weight)
+        # what the expression names off the [SEG] state entering the last layer (loss.seg_attribute_weight), the
+        # candidates head where the objects the noun phrase fits are off the state fed back (loss.state_candidates_weight)
         prompt_dim = model.text_hidden_fcs[-2].out_features
         heads = {}
         if loss_config.seg_words_weight > 0:
@@ -110,9 +114,11 @@ class TrainingModel(nn.Module):
             heads["llm_attributes"] = AttributeHead(cfg.hidden_size, position=True)
         if loss_config.seg_attribute_weight > 0:
             heads["said_attributes"] = nn.Linear(cfg.hidden_size, sum(GROUP_SIZES))
+        if loss_config.state_candidates_weight > 0:
+            heads["state_candidates"] = nn.Linear(cfg.hidden_size, CANDIDATE_GRID ** 2)
         self.training_heads = nn.ModuleDict(heads) if heads else None
-        if loss_config.seg_attention_weight > 0:  # sdpa returns no attention weights; eager computes the same
-            model.language_model.set_attn_implementation("eager")
+        if loss_config.seg_attention_weight > 0 or loss_config.state_attention_weight > 0:
+            model.language_model.set_attn_implementation("eager")  # sdpa returns no attention weights
 
     @property
     def word_head(self) -> nn.Module | None:
@@ -145,7 +151,7 @@ class TrainingModel(nn.Module):
         sequences = [torch.cat([prompt, a]) for prompt, a in zip(prompts, answers, strict=True)]
         starts = [len(prompt) for prompt in prompts]
         shared = _shared_prefix(sequences, model.token_ids.time_context, min(starts) - 1)
-        want_attention = self.loss_config.seg_attention_weight > 0
+        want_attention = self.loss_config.seg_attention_weight > 0 or self.loss_config.state_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]
         wants_input = (self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
                        or self.keep_image_inputs)
@@ -186,14 +192,17 @@ class TrainingModel(nn.Module):
             prompt_token = model.text_hidden_fcs(seg_hidden)
             low_res = model.grounding_encoder.predict_mask(sam, prompt_token).low_res_logits if sam is not None \
                 else None
-            seg_attention = None
-            if want_attention:  # [heads, rest, shared + rest] -> the [SEG] row over the image tokens, renormalised
-                row = llm_out.attentions[-1][b, :, seg, :shared].mean(dim=0)[image_slots]
+            seg_attention = state_attention = None
+            if self.loss_config.seg_attention_weight > 0:  # [heads, rest, shared + rest] -> the [SEG] row over the
+                row = llm_out.attentions[-1][b, :, seg, :shared].mean(dim=0)[image_slots]  # image tokens, renormalised
                 seg_attention = row / row.sum().clamp_min(1e-12)
+            if self.loss_config.state_attention_weight > 0 and state is not None:
+                slot = int(torch.nonzero(ids == model.token_ids.time_context)[0])
+                state_attention = torch.stack([a[b, :, seg, slot].mean() for a in llm_out.attentions]).mean()
             seg_query_state = last_input[1][b, seg] if last_input else None
             outputs.append(FrameOutput(low_res, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
                                        image_values, seg_query_state,
-                                       image_inputs if self.keep_image_inputs else None))
+                                       image_inputs if self.keep_image_inputs else None, state_attention))
         return outputs
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
@@ -234,6 +243,8 @@ class TrainingModel(nn.Module):
         position_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
         said_losses: list[torch.Tensor] = []
+        candidate_losses: list[torch.Tensor] = []
+        state_attention_losses: list[torch.Tensor] = []
         distill: list[torch.Tensor] = []
         self.last_frames = []
         for sample in samples:
@@ -272,6 +283,11 @@ class TrainingModel(nn.Module):
                     if said:  # every frame: the words are there whether or not the target is in view
                         said_losses.append(said_attribute_loss(
                             self.training_heads["said_attributes"](out.seg_query_state.float()), said[k]))
+                    if self.loss_config.state_candidates_weight > 0:  # every frame: no candidate in view is news too
+                        candidate_losses.append(self.candidates_loss(out.seg_hidden, target.expression,
+                                                                     sample.labels[t], sample.attributes))
+                    if blind and out.state_attention is not None:  # only the state can say where the target is
+                        state_attention_losses.append(-out.state_attention.float().clamp_min(1e-12).log())
                     if out.seg_attention is not None and target.masks[t].any() and not blind:
                         attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
                     if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
@@ -308,7 +324,9 @@ class TrainingModel(nn.Module):
                  ("seg_attention", attention_losses, self.loss_config.seg_attention_weight),
                  ("seg_position", position_losses, self.loss_config.seg_position_weight),
                  ("value_position", value_losses, self.loss_config.value_position_weight),
-                 ("said_attributes", said_losses, self.loss_config.seg_attribute_weight))
+                 ("said_attributes", said_losses, self.loss_config.seg_attribute_weight),
+                 ("state_candidates", candidate_losses, self.loss_config.state_candidates_weight),
+                 ("state_attention", state_attention_losses, self.loss_config.state_attention_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()
@@ -354,6 +372,16 @@ class TrainingModel(nn.Module):
         """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""
         centre = torch.tensor(mask_centre(mask)) * 2 - 1
         return F.mse_loss(self.training_heads["seg_position"](seg_hidden[0].float()), centre.to(seg_hidden.device))
+
+    def candidates_loss(self, seg_hidden: torch.Tensor, expression: str, labels: np.ndarray,
+                        attributes: dict[int, dict[str, str]]) -> torch.Tensor:
+        """Binary cross-entropy of the candidates head on the [SEG] state against `candidate_map`."""
+        if not attributes:
+            raise ValueError("loss.state_candidates_weight needs the samples' object labels and attributes "
+                             "(synthetic video data)")
+        goal = candidate_map(expression, labels, attributes).to(seg_hidden.device)
+        logits = self.training_heads["state_candidates"](seg_hidden[0].float())
+        return F.binary_cross_entropy_with_logits(logits, goal)
 
     def value_position_loss(self, image_values: torch.Tensor) -> torch.Tensor:
         """MSE of the position head on each image token's value contribution against its own cell's centre."""

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from strvos_core.checkpoint import build_random_model
+from strvos_core.training.attributes import CANDIDATE_GRID, candidate_map
 from strvos_core.training.build import build_model, configure_trainable, set_train_mode
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import SyntheticPool, prepare_frame
@@ -113,6 +114,74 @@ def test_a_blind_frame_gives_the_llm_a_blank_image_and_sam2_the_frame(micro_conf
     plain = micro_config(data={"stage": "video", "clip_frames": 3})
     a, b = SyntheticPool(plain.data).sample(3, 0, 0, 0), pool.sample(3, 0, 0, 0)
     assert a.blind == [] and [t.expression for t in a.targets] == [t.expression for t in b.targets]
+
+
+def test_state_attention_loss_pulls_seg_onto_the_fed_back_state_on_blind_frames(micro_config):
+    config = micro_config(data={"stage": "video", "clip_frames": 3, "llm_blind_fraction": 0.6},
+                          loss={"state_attention_weight": 1.0, "state_grad": True})
+    pool = SyntheticPool(config.data)
+    sample = next(s for s in (pool.sample(step, 0, 0, 0) for step in range(12)) if s.blind[1])
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    trainer = TrainingModel(model, config.loss)
+    out = trainer([sample], torch.Generator().manual_seed(0))
+    # recomputed with one plain pass of the whole sequence per blind frame and target: [SEG]'s attention on the
+    # <TIME_CONTEXT> slot, mean over heads, then over layers
+    expected = []
+    ids_of = model.token_ids
+    for target, frames in zip(sample.targets, trainer.last_frames, strict=True):
+        for t in (t for t in range(3) if sample.blind[t]):
+            prepared = prepare_frame(sample.frames[t], target.masks[t], model.config)
+            tokens, _ = trainer.frame_features(prepared)
+            prompt = model.prompt_ids(target.expression, prepared.tiles.shape[0])[0]
+            ids = torch.cat([prompt, trainer.answer_ids(target.answer)])
+            embeds = model.prompt_embeddings(ids[None], torch.zeros_like(tokens), frames[t].state_in)
+            attentions = model.language_model(inputs_embeds=embeds, output_attentions=True).attentions
+            seg, slot = int(torch.nonzero(ids == ids_of.seg)[0]), int(torch.nonzero(ids == ids_of.time_context)[0])
+            expected.append(-torch.stack([a[0, :, seg, slot].mean() for a in attentions]).mean().log())
+    torch.testing.assert_close(out["state_attention"], torch.stack(expected).mean(), rtol=1e-4, atol=1e-5)
+    # it trains the frame before's state (state_grad) and the LLM's attention
+    (grad,) = torch.autograd.grad(out["state_attention"], trainer.last_frames[0][0].seg_hidden, retain_graph=True)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="llm_blind_fraction"):
+        micro_config(data={"stage": "video", "clip_frames": 3}, loss={"state_attention_weight": 1.0})
+
+
+def test_candidate_map_covers_every_object_the_noun_phrase_fits():
+    labels = np.zeros((16, 16), dtype=np.uint8)
+    labels[0:4, 0:4] = 1  # a red circle: the target
+    labels[12:16, 12:16] = 2  # another red circle: a candidate too
+    labels[0:4, 12:16] = 3  # a blue circle: not named by "red circle"
+    attributes = {1: {"colour": "red", "shape": "circle"}, 2: {"colour": "red", "shape": "circle"},
+                  3: {"colour": "blue", "shape": "circle"}}
+    goal = candidate_map("the red circle moving left", labels, attributes).reshape(CANDIDATE_GRID, CANDIDATE_GRID)
+    assert goal[0:2, 0:2].eq(1).all() and goal[6:8, 6:8].eq(1).all()
+    assert goal.sum() == 8 and goal[0:2, 6:8].eq(0).all()
+    # "the circle" fits all three
+    assert candidate_map("the circle", labels, attributes).sum() == 12
+    with pytest.raises(ValueError, match="state_candidates_weight needs synthetic expressions"):
+        candidate_map("a mug on the table", labels, attributes)
+
+
+def test_state_candidates_loss_trains_the_state_fed_back(micro_config):
+    config = micro_config(data={"stage": "video", "clip_frames": 2}, loss={"state_candidates_weight": 1.0})
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    trainer = TrainingModel(model, config.loss)
+    sample = SyntheticPool(config.data).sample(0, 0, 0, 0)
+    out = trainer([sample], torch.Generator().manual_seed(0))
+    head = trainer.training_heads["state_candidates"]
+    # the term is the mean over the clip's frames and the sample's targets of the head on each frame's [SEG] state
+    expected = torch.stack([
+        F.binary_cross_entropy_with_logits(head(frames[t].seg_hidden[0].float()),
+                                           candidate_map(target.expression, sample.labels[t], sample.attributes))
+        for target, frames in zip(sample.targets, trainer.last_frames, strict=True) for t in range(2)]).mean()
+    torch.testing.assert_close(out["state_candidates"], expected)
+    # and it reaches the state that the next frame is fed
+    first = trainer.last_frames[0][0]
+    (grad,) = torch.autograd.grad(out["state_candidates"], first.seg_hidden, retain_graph=True)
+    assert grad.abs().sum() > 0
 
 
 def test_clip_max_gap_draws_clips_close_together(micro_config):

@@ -69,9 +69,9 @@ def time_context_attention(model: StreamingRVOSModel, features: FrameFeatures, e
 @torch.no_grad()
 def probe_state(model: StreamingRVOSModel, data_root: str, split: str = "test", videos: int = 12,
                 frames: int = 6, expressions_per_video: int = 4) -> StateProbe:
-    bench = read_video_benchmark("synthetic", data_root, split)
     if frames < 2:
         raise ValueError("the state probe needs frames >= 2 (frame 0 seen, the rest blind)")
+    bench = read_video_benchmark("synthetic", data_root, split)
     result = StateProbe([], [], [], [])
     for video in bench.videos[:videos]:
         count = min(frames, len(video.frames))

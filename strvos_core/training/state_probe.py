@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from strvos_core.datasets.video_benchmarks import read_video_benchmark
+from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.modeling.streamingrvos import FrameFeatures, StreamingRVOSModel
 
 
@@ -35,11 +36,6 @@ class StateProbe:
         return {"frames": len(self.seen), "seen": float(np.mean(self.seen)),
                 "blind_state": float(np.mean(self.blind_state)), "blind_none": float(np.mean(self.blind_none)),
                 "time_context_attention": np.mean(self.time_context_attention, axis=0).round(4).tolist()}
-
-
-def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
-    union = (mask | truth).sum()
-    return float((mask & truth).sum() / union) if union else 1.0
 
 
 def _blind(features: FrameFeatures) -> FrameFeatures:
@@ -85,15 +81,16 @@ def probe_state(model: StreamingRVOSModel, data_root: str, split: str = "test", 
             for t in range(1, count):
                 seen = model.segment(features[t], expression.expression, seen_state)
                 seen_state = seen.state
-                result.seen.append(_iou(seen.mask, truth[t]))
+                result.seen.append(float(jaccard_per_frame(truth[t], seen.mask)))
                 blind = _blind(features[t])
                 if t == 1 and first.state is not None:
                     result.time_context_attention.append(
                         time_context_attention(model, blind, expression.expression, first.state))
                 chained = model.segment(blind, expression.expression, blind_state)
                 blind_state = chained.state
-                result.blind_state.append(_iou(chained.mask, truth[t]))
-                result.blind_none.append(_iou(model.segment(blind, expression.expression, None).mask, truth[t]))
+                result.blind_state.append(float(jaccard_per_frame(truth[t], chained.mask)))
+                unaided = model.segment(blind, expression.expression, None)
+                result.blind_none.append(float(jaccard_per_frame(truth[t], unaided.mask)))
     if not result.seen:
         raise ValueError(f"no expression with >= 2 frames in {data_root} ({split})")
     return result

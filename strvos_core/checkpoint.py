@@ -187,6 +187,7 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
                 initializer_factor=vision.get("initializer_factor", 0.1),
                 trunk=extension.get("vision_trunk", "internvit"),
                 conv_widths=extension.get("vision_conv_widths", VisionConfig.conv_widths),
+                motion_input=bool(extension.get("vision_motion_input", False)),
             ),
             language=LanguageConfig(
                 vocab_size=llm["vocab_size"], hidden_size=llm["hidden_size"],
@@ -259,6 +260,7 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
             "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,
             "use_thumbnail": config.use_thumbnail,
             "vision_trunk": v.trunk, "vision_conv_widths": list(v.conv_widths),
+            "vision_motion_input": v.motion_input,
         },
     }
 

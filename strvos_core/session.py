@@ -115,10 +115,11 @@ class Session:
 
 
 class StreamingSession(Session):
-    """StreamingRVOS: per target, the previous frame's [SEG] hidden state is the only memory.
+    """StreamingRVOS: per target, the previous frame's [SEG] hidden state is the memory; a model with
+    `vision.motion_input` also reads the previous frame's tiles (one per session, shared by the targets).
 
-    use_state=False is the ablation without that memory: the state is never kept, so every frame gets the
-    learned <TIME_CONTEXT> embedding exactly as a first frame does (what the streaming state is worth).
+    use_state=False is the ablation without that memory: no state and no previous frame is kept, so every frame
+    is segmented exactly as a first frame is (what the streaming memory is worth).
     """
 
     def __init__(self, model, targets=None, max_new_tokens: int | None = None, use_state: bool = True) -> None:
@@ -126,6 +127,7 @@ class StreamingSession(Session):
         self.max_new_tokens = max_new_tokens
         self.use_state = use_state
         self._states: dict[str, torch.Tensor | None] = {}
+        self._previous: torch.Tensor | None = None  # the last frame's tiles (motion input), None before the first
         super().__init__(targets)
 
     def state(self, target_id: str) -> torch.Tensor | None:
@@ -135,11 +137,19 @@ class StreamingSession(Session):
     def _forget(self, target_id: str) -> None:
         self._states.pop(target_id, None)
 
+    def reset(self) -> None:
+        with self._lock:
+            self._previous = None
+            super().reset()
+
     def _run(self, frame: np.ndarray, timings: dict[str, float]) -> dict[str, TargetResult]:
         results: dict[str, TargetResult] = {}
         if not self._targets:
+            self._previous = None  # the frame was not encoded: the next one has no previous frame
             return results
-        features = self.model.encode_frame(frame, timings)
+        features = self.model.encode_frame(frame, timings, self._previous)
+        if self.use_state and self.model.uses_previous_frame:
+            self._previous = features.tiles
         for target_id, expression in self._targets.items():
             out = self.model.segment(features, expression, self._states.get(target_id), self.max_new_tokens)
             if self.use_state:

@@ -49,7 +49,9 @@ class OfflineSa2VASession(Session):
         sam_inputs = [sam2_image(f, cfg.grounding.image_size) for f in self.frames]
         timings["preprocess"] += time.perf_counter() - start
         start = time.perf_counter()
-        tokens = model.encode_tiles(pixels).reshape(-1, cfg.language.hidden_size)
+        # a motion-input model sees each view's difference from the one before (none for the first)
+        previous = torch.cat([pixels[:1], pixels[:-1]]) if model.uses_previous_frame else None
+        tokens = model.encode_tiles(pixels, previous).reshape(-1, cfg.language.hidden_size)
         timings["vision"] += time.perf_counter() - start
         start = time.perf_counter()
         with model._autocast():

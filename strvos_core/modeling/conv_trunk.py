@@ -9,6 +9,12 @@ after pixel shuffle (4x the vision width), so `mlp1`, the LLM and the token coun
 Trained on the same per-cell targets, the two learn opposite halves: the ViT colour and texture within a few hundred
 steps, the conv trunk size and shape. `vit+conv` runs both and adds the conv features to the pixel-shuffled ViT
 tokens before mlp1.
+
+With `vision.motion_input` the trunk's stem also takes the difference between the tile and the stream's previous
+tile (3 more channels, zero on a first frame): where an object moved, its leading and trailing edges light up with
+opposite signs, so the conv features can say which way each object moves. One frame cannot show motion, and the
+[SEG] state fed back was measured not to carry it (training README, "The streaming state, measured"); the frame
+before is the smallest memory that does.
 """
 from __future__ import annotations
 
@@ -30,13 +36,13 @@ def conv_block(inputs: int, outputs: int) -> nn.Sequential:
 class ConvVisionTrunk(nn.Module):
     """[n, 3, S, S] normalised tiles -> [n, side * side, out_dim] features of a side x side grid over each tile."""
 
-    def __init__(self, widths: tuple[int, ...] | list[int], side: int, out_dim: int) -> None:
+    def __init__(self, widths: tuple[int, ...] | list[int], side: int, out_dim: int, in_channels: int = 3) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2 or any(w < 8 or w % 8 for w in widths):
             raise ValueError(f"a conv trunk needs >= 2 widths, each a multiple of 8 (GroupNorm(8)), got {widths}")
         self.side = side
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride=2, padding=1), nn.GroupNorm(8, widths[0]),
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, stride=2, padding=1), nn.GroupNorm(8, widths[0]),
                                   nn.GELU())
         self.levels = nn.ModuleList([conv_block(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
         self.project = nn.Conv2d(widths[-1], out_dim, 1)
@@ -47,6 +53,31 @@ class ConvVisionTrunk(nn.Module):
             x = block(F.max_pool2d(x, 2))
         x = self.project(F.adaptive_avg_pool2d(x, self.side))
         return x.flatten(2).transpose(1, 2)
+
+
+def motion_pixels(pixel_values: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+    """[n, 3, S, S] tiles and the previous frame's (or None) -> [n, 6, S, S]: the tiles and their difference from
+    the previous ones (zero without a previous frame, or when its tiling differs)."""
+    if previous is None or previous.shape != pixel_values.shape:
+        difference = torch.zeros_like(pixel_values)
+    else:
+        difference = pixel_values - previous.to(pixel_values.device, pixel_values.dtype)
+    return torch.cat([pixel_values, difference], dim=1)
+
+
+@torch.no_grad()
+def add_motion_input(trunk: ConvVisionTrunk) -> None:
+    """Widen a 3-channel trunk's stem to take `motion_pixels`, the new channels' weights zero: the trunk computes
+    exactly what it did until training moves them."""
+    old = trunk.stem[0]
+    if old.in_channels != 3:
+        raise ValueError(f"the conv trunk's stem already takes {old.in_channels} channels")
+    new = nn.Conv2d(6, old.out_channels, old.kernel_size, old.stride, old.padding).to(old.weight.device,
+                                                                                       old.weight.dtype)
+    new.weight.zero_()
+    new.weight[:, :3] = old.weight
+    new.bias.copy_(old.bias)
+    trunk.stem[0] = new
 
 
 class HybridVisionTrunk(nn.Module):

@@ -48,9 +48,10 @@ class FrameFeatures:
     CPU. The reference encodes only the frames it decodes too; the features are the same either way."""
 
     def __init__(self, height: int, width: int, num_tiles: int, image_tokens: torch.Tensor,
-                 sam: ImageFeatures | Callable[[], ImageFeatures]) -> None:
+                 sam: ImageFeatures | Callable[[], ImageFeatures], tiles: torch.Tensor | None = None) -> None:
         self.height, self.width, self.num_tiles = height, width, num_tiles
         self.image_tokens = image_tokens  # [num_tiles * 256, Cl]
+        self.tiles = tiles  # [num_tiles, 3, S, S] on the model's device: the next frame's motion input (else None)
         self._sam, self._encode_sam = (None, sam) if callable(sam) else (sam, None)
 
     @property
@@ -117,25 +118,33 @@ class StreamingRVOSModel(nn.Module):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
 
     # -- per frame ------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_tiles(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return image_tokens(self.vision_model, self.mlp1, pixel_values.to(self.device, self.dtype), self.config)
+    @property
+    def uses_previous_frame(self) -> bool:
+        """Whether the vision path also reads the stream's previous frame (`vision.motion_input`)."""
+        return bool(self.config.vision.motion_input)
 
     @torch.no_grad()
-    def encode_frame(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> FrameFeatures:
+    def encode_tiles(self, pixel_values: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        return image_tokens(self.vision_model, self.mlp1, pixel_values.to(self.device, self.dtype), self.config,
+                            previous)
+
+    @torch.no_grad()
+    def encode_frame(self, frame: np.ndarray, timings: dict[str, float] | None = None,
+                     previous_tiles: torch.Tensor | None = None) -> FrameFeatures:
         """An HxWx3 uint8 RGB frame (see processing.image.as_rgb_frame) -> the shared per-frame features.
 
         The ViT runs now; SAM 2's image encoder runs when a target first needs it (its preprocessing and
-        encoding are then added to ``timings`` under "preprocess" and "sam2")."""
+        encoding are then added to ``timings`` under "preprocess" and "sam2"). `previous_tiles`, the stream's previous
+        frame's `FrameFeatures.tiles`, is read by a model with `vision.motion_input` (None: a first frame)."""
         timer = _Timer(self.device, timings)
         cfg = self.config
         with timer("preprocess"):
             tiles = image_processing.llm_tiles(frame, cfg.tile_size, cfg.min_dynamic_patch, cfg.max_dynamic_patch,
-                                               cfg.use_thumbnail)
+                                               cfg.use_thumbnail).to(self.device, self.dtype)
         with timer("vision"):
-            tokens = self.encode_tiles(tiles)
+            tokens = self.encode_tiles(tiles, previous_tiles)
         return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0], tokens.reshape(-1, tokens.shape[-1]),
-                             lambda: self.encode_sam(frame, timer))
+                             lambda: self.encode_sam(frame, timer), tiles if self.uses_previous_frame else None)
 
     @torch.no_grad()
     def encode_sam(self, frame: np.ndarray, timer: _Timer | None = None) -> ImageFeatures:

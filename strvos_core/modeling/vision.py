@@ -15,6 +15,7 @@ from strvos_core.modeling.conv_trunk import (
     INTERNVIT,
     ConvVisionTrunk,
     HybridVisionTrunk,
+    motion_pixels,
 )
 
 
@@ -63,20 +64,23 @@ def build_vision_model(config: VisionConfig, downsample_ratio: float = 0.5) -> n
     if config.trunk == INTERNVIT:
         return InternVLVisionModel(internvl_vision_config(config))
     side = int(config.image_size // config.patch_size * downsample_ratio)
-    conv = ConvVisionTrunk(config.conv_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2)
+    conv = ConvVisionTrunk(config.conv_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2,
+                           in_channels=6 if config.motion_input else 3)
     if config.trunk == CONV_TRUNK:
         return conv
     return HybridVisionTrunk(InternVLVisionModel(internvl_vision_config(config)), conv)
 
 
 def image_tokens(vision_model: nn.Module, mlp1: nn.Module, pixel_values: torch.Tensor,
-                 config: StreamingRVOSConfig) -> torch.Tensor:
+                 config: StreamingRVOSConfig, previous: torch.Tensor | None = None) -> torch.Tensor:
     """[n, 3, 448, 448] tiles -> [n, 256, Cl] LLM tokens: ViT, drop CLS, pixel shuffle, mlp1 (a conv trunk's
-    output goes to mlp1 as it is; a hybrid's is added to the pixel-shuffled ViT tokens)."""
+    output goes to mlp1 as it is; a hybrid's is added to the pixel-shuffled ViT tokens). `previous`, the stream's
+    previous tiles, reaches a conv trunk built with `vision.motion_input` (ignored otherwise)."""
+    conv_input = motion_pixels(pixel_values, previous) if config.vision.motion_input else pixel_values
     if config.vision.trunk == CONV_TRUNK:
-        return mlp1(vision_model(pixel_values))
+        return mlp1(vision_model(conv_input))
     if config.vision.trunk == HYBRID_TRUNK:
-        return mlp1(vit_features(vision_model.vit, pixel_values, config) + vision_model.conv(pixel_values))
+        return mlp1(vit_features(vision_model.vit, pixel_values, config) + vision_model.conv(conv_input))
     return mlp1(vit_features(vision_model, pixel_values, config))
 
 

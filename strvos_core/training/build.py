@@ -99,8 +99,26 @@ def build_model(section: ModelSection):
         from strvos_core.training.export import load_vision
 
         load_vision(model, section.vision_init)
+    if section.motion_input and not model.config.vision.motion_input:
+        widen_for_motion(model)
     model.attach_tokenizer(tokenizer)
     return model
+
+
+def widen_for_motion(model) -> None:
+    """Give the model's conv trunk the previous frame's difference as input (conv_trunk.add_motion_input), and say
+    so in its config (exports then rebuild the 6-channel stem)."""
+    from strvos_core.modeling.conv_trunk import ConvVisionTrunk, add_motion_input
+
+    if model.config.vision.motion_input:
+        raise StrvosError("the model's conv trunk already reads the previous frame (vision.motion_input)")
+    vision = model.vision_model
+    trunk = vision if isinstance(vision, ConvVisionTrunk) else getattr(vision, "conv", None)
+    if not isinstance(trunk, ConvVisionTrunk):
+        raise StrvosError(f"model.motion_input needs a conv trunk (vision.trunk 'conv' or 'vit+conv'); the init "
+                          f"export's is {model.config.vision.trunk!r}")
+    add_motion_input(trunk)
+    model.config.vision.motion_input = True
 
 
 def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, nn.Module]:

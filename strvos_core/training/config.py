@@ -54,6 +54,10 @@ class ModelSection:
     # The LLM's vision path (vision_model + mlp1) from an attribute pre-training run (`training.attribute_probe
     # --save`), loaded over the build: stage 1 starts from a trunk that already sees size and shape
     vision_init: str | None = None
+    # true: the conv trunk of an `init` export without it gains vision.motion_input (the previous frame's difference
+    # as 3 more input channels, their weights zero so the model starts as it was); a random build takes it from
+    # `overrides: {vision: {motion_input: true}}`
+    motion_input: bool = False
 
 
 @dataclass
@@ -165,6 +169,12 @@ class LossSection:
     # heads, is pulled onto the <TIME_CONTEXT> slot (-log of its weight): the state fed back is the only thing there
     # that says where the target is, and from single-frame training the LLM gives that slot ~2 % of its attention.
     state_attention_weight: float = 0.0
+    # > 0 (a model with vision.motion_input): a training-only head must read off each LLM image token which way the
+    # objects there moved since the frame before (training/motion.py); synthetic video data only
+    motion_cell_weight: float = 0.0
+    # > 0: a training-only head must read the motion word the expression names off the [SEG] state entering the last
+    # layer, as seg_attribute_weight does for the attributes (synthetic expressions only)
+    seg_motion_weight: float = 0.0
 
 
 @dataclass
@@ -320,7 +330,7 @@ def validate(config: TrainConfig) -> None:
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
              ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight,
-             ls.state_candidates_weight, ls.state_attention_weight) >= 0,
+             ls.state_candidates_weight, ls.state_attention_weight, ls.motion_cell_weight, ls.seg_motion_weight) >= 0,
          "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
@@ -328,6 +338,9 @@ def validate(config: TrainConfig) -> None:
     need(config.model.prompt_std is None or config.model.prompt_std > 0, "model.prompt_std must be > 0")
     need(config.model.vision_position_init is None or config.model.vision_position_init > 0,
          "model.vision_position_init must be > 0")
+    need(not config.model.motion_input or config.model.init is not None,
+         "model.motion_input widens an init export's conv trunk; a random build takes "
+         "model.overrides: {vision: {motion_input: true}}")
     need(config.model.init is None or config.model.vision_init is None,
          "model.vision_init loads a vision path over a random build; model.init loads a whole export: drop one")
     need(config.model.decoder_attention_init is None or config.model.decoder_attention_init > 0,

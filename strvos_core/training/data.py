@@ -20,6 +20,7 @@ from strvos_core.config import StreamingRVOSConfig
 from strvos_core.datasets.synthetic import SyntheticConfig, generate_video, video_seed
 from strvos_core.processing import image as image_processing
 from strvos_core.training.config import DataSection
+from strvos_core.training.motion import frame_steps
 from strvos_core.training.promptable import MIN_PROMPT_AREA, Prompt, sample_prompts
 from strvos_core.training.targets import low_res_mask
 
@@ -57,6 +58,10 @@ class Sample:
     prompts: list[Prompt] = field(default_factory=list)  # stage "promptable": SAM 2 prompts on frames[0]
     # per frame: the LLM sees a blank image there (data.llm_blind_fraction); SAM 2 still sees the frame
     blind: list[bool] = field(default_factory=list)
+    # per frame: the video's frame before it (None for its first frame), the stream's previous frame for a model
+    # with vision.motion_input, and each object's step since then (training/motion.py; {} for a first frame)
+    previous: list[np.ndarray | None] = field(default_factory=list)
+    steps: list[dict[int, str]] = field(default_factory=list)
 
     @property
     def expression(self) -> str:
@@ -78,6 +83,7 @@ class PreparedFrame:
     tiles: torch.Tensor  # [n_tiles, 3, tile, tile]
     sam_image: torch.Tensor  # [1, 3, S, S]
     gt_low_res: torch.Tensor  # [h, w] {0, 1} float at the low-res logits size (S / 4)
+    previous_tiles: torch.Tensor | None = None  # the previous frame's tiles (vision.motion_input), None: none
 
 
 @dataclass
@@ -86,6 +92,7 @@ class _PooledVideo:
     labels: np.ndarray
     expressions: list[tuple[str, int, str]]  # (text, obj_id, kind)
     attributes: dict[int, dict[str, str]]
+    centres: dict[int, np.ndarray]  # object id -> int [frames, 2] (x, y) centre per frame (may be out of view)
 
 
 class SyntheticPool:
@@ -103,7 +110,8 @@ class SyntheticPool:
             return self._videos[index]
         video = generate_video(video_seed("train", self.config.seed, index), self.world)
         pooled = _PooledVideo(video.frames, video.labels, [(e.text, e.obj_id, e.kind) for e in video.expressions],
-                              {o.obj_id: o.attributes() for o in video.objects})
+                              {o.obj_id: o.attributes() for o in video.objects},
+                              {o.obj_id: o.centres for o in video.objects})
         if self.keep_videos:
             self._videos[index] = pooled
         return pooled
@@ -136,7 +144,9 @@ class SyntheticPool:
         blind = [t > 0 and bool(rng.random() < self.config.llm_blind_fraction) for t in range(len(chosen))] \
             if self.config.llm_blind_fraction > 0 else []
         return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
-                      [video.labels[i] for i in chosen], video.attributes, blind=blind)
+                      [video.labels[i] for i in chosen], video.attributes, blind=blind,
+                      previous=[video.frames[i - 1] if i > 0 else None for i in chosen],
+                      steps=[frame_steps(video.centres, i) for i in chosen])
 
     def _clip_frames(self, num_frames: int, rng: np.random.Generator) -> list[int]:
         """A stage-2 clip's frame indices, in time order: anywhere (clip_max_gap 0) or with gaps of 1..clip_max_gap."""
@@ -193,10 +203,15 @@ def _pick(options: list[tuple[str, int, str]], count: int, rng: np.random.Genera
     return (first + rest)[:count]
 
 
-def prepare_frame(frame: np.ndarray, mask: np.ndarray, config: StreamingRVOSConfig) -> PreparedFrame:
+def prepare_frame(frame: np.ndarray, mask: np.ndarray, config: StreamingRVOSConfig,
+                  previous: np.ndarray | None = None) -> PreparedFrame:
     """LLM tiles and SAM 2 input as `StreamingRVOSModel.encode_frame` makes them; the ground truth resized with
-    nearest to the low-res logits (the reference: F.interpolate(..., mode='nearest') to 256x256)."""
-    tiles = image_processing.llm_tiles(frame, config.tile_size, config.min_dynamic_patch, config.max_dynamic_patch,
-                                       config.use_thumbnail)
+    nearest to the low-res logits (the reference: F.interpolate(..., mode='nearest') to 256x256). `previous`, the
+    frame before, is tiled too for a model with vision.motion_input (ignored otherwise)."""
+    def tiles_of(image: np.ndarray) -> torch.Tensor:
+        return image_processing.llm_tiles(image, config.tile_size, config.min_dynamic_patch,
+                                          config.max_dynamic_patch, config.use_thumbnail)
+
     sam_image = image_processing.sam2_image(frame, config.grounding.image_size)
-    return PreparedFrame(tiles, sam_image, low_res_mask(mask, config))
+    previous_tiles = tiles_of(previous) if previous is not None and config.vision.motion_input else None
+    return PreparedFrame(tiles_of(frame), sam_image, low_res_mask(mask, config), previous_tiles)

@@ -60,8 +60,12 @@ VISION_PREFIXES = ("vision_model.", "mlp1.")
 
 
 def _vision_signature(model) -> dict:
-    """What a saved vision path must match: the vision config and the width mlp1 hands the LLM."""
-    return {"vision": json.loads(json.dumps(model.config.vision.__dict__)),
+    """What a saved vision path must match: the vision config and the width mlp1 hands the LLM (motion_input only
+    where on, so files saved before the field existed still match)."""
+    vision = json.loads(json.dumps(model.config.vision.__dict__))
+    if not vision.get("motion_input"):
+        vision.pop("motion_input", None)
+    return {"vision": vision,
             "downsample_ratio": model.config.downsample_ratio, "llm_hidden": model.config.language.hidden_size}
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
+from strvos_core.datasets.synthetic.vocabulary import MOTIONS
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing import image as image_processing
@@ -42,6 +43,7 @@ from strvos_core.training.attributes import (
 )
 from strvos_core.training.config import LossSection
 from strvos_core.training.data import Click, PreparedFrame, Sample, low_res_mask, prepare_frame
+from strvos_core.training.motion import STEP_CLASSES, said_motion, step_loss, step_targets
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, PromptableLoss, exemplar_tokens
 from strvos_core.training.teacher import ExpressionTeacher
 
@@ -116,6 +118,13 @@ class TrainingModel(nn.Module):
             heads["said_attributes"] = nn.Linear(cfg.hidden_size, sum(GROUP_SIZES))
         if loss_config.state_candidates_weight > 0:
             heads["state_candidates"] = nn.Linear(cfg.hidden_size, CANDIDATE_GRID ** 2)
+        if loss_config.motion_cell_weight > 0:  # which way the objects under each image token moved
+            if not model.uses_previous_frame:
+                raise ValueError("loss.motion_cell_weight needs a model that sees the previous frame "
+                                 "(vision.motion_input; model.motion_input widens an init export)")
+            heads["motion_cells"] = nn.Linear(cfg.hidden_size, len(STEP_CLASSES) + 1)
+        if loss_config.seg_motion_weight > 0:  # which motion word the expression names
+            heads["said_motion"] = nn.Linear(cfg.hidden_size, len(MOTIONS) + 1)
         self.training_heads = nn.ModuleDict(heads) if heads else None
         if loss_config.seg_attention_weight > 0 or loss_config.state_attention_weight > 0:
             model.language_model.set_attn_implementation("eager")  # sdpa returns no attention weights
@@ -154,7 +163,7 @@ class TrainingModel(nn.Module):
         want_attention = self.loss_config.seg_attention_weight > 0 or self.loss_config.state_attention_weight > 0
         last_layer = model.language_model.model.layers[-1]
         wants_input = (self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
-                       or self.keep_image_inputs)
+                       or self.loss_config.seg_motion_weight > 0 or self.keep_image_inputs)
         backbone = model.language_model.model
         image_slots = sequences[0][:shared] == model.token_ids.img_context
         # each sequence embedded once; the shared start stops before the time context, so no state is in it
@@ -209,7 +218,8 @@ class TrainingModel(nn.Module):
         """The LLM image tokens and the SAM 2 features of a frame (the per-frame work shared by its targets)."""
         model = self.model
         device = model.device
-        tokens = image_tokens(model.vision_model, model.mlp1, frame.tiles.to(device, model.dtype), model.config)
+        tokens = image_tokens(model.vision_model, model.mlp1, frame.tiles.to(device, model.dtype), model.config,
+                              frame.previous_tiles)
         tokens = tokens.reshape(-1, tokens.shape[-1])
         if not self.uses_sam2:
             return tokens, None
@@ -245,24 +255,31 @@ class TrainingModel(nn.Module):
         said_losses: list[torch.Tensor] = []
         candidate_losses: list[torch.Tensor] = []
         state_attention_losses: list[torch.Tensor] = []
+        motion_cell_losses: list[torch.Tensor] = []
+        said_motion_losses: list[torch.Tensor] = []
         distill: list[torch.Tensor] = []
         self.last_frames = []
         for sample in samples:
             answers = [self.answer_ids(target.answer) for target in sample.targets]
             said = [said_attributes(t.expression) for t in sample.targets] \
                 if self.loss_config.seg_attribute_weight > 0 else []
+            named_motion = [said_motion(t.expression) for t in sample.targets] \
+                if self.loss_config.seg_motion_weight > 0 else []
             words = [self.expression_words(t.expression) for t in sample.targets] if self.word_head is not None else []
             teacher_tokens = [self.teacher(self.expression_ids(t.expression)) for t in sample.targets] \
                 if self.teacher is not None else []
             states: list[torch.Tensor | None] = [None] * len(sample.targets)
             outputs: list[list[FrameOutput]] = [[] for _ in sample.targets]
             for t, frame in enumerate(sample.frames):
-                prepared = prepare_frame(frame, sample.targets[0].masks[t], cfg)
+                prepared = prepare_frame(frame, sample.targets[0].masks[t], cfg,
+                                         sample.previous[t] if sample.previous else None)
                 features = self.frame_features(prepared)
                 if sample.clicks and features[1] is not None:
                     click_losses.extend(self.click_losses(features[1], sample.clicks[t], frame.shape[:2]))
                 if self.loss_config.attribute_weight > 0:
                     attribute_losses.append(self.attribute_loss(features, sample.labels[t], sample.attributes))
+                if self.loss_config.motion_cell_weight > 0 and sample.steps and sample.steps[t]:  # not a first frame
+                    motion_cell_losses.append(self.motion_cell_loss(features[0], sample.labels[t], sample.steps[t]))
                 blind = bool(sample.blind) and sample.blind[t]
                 if blind:  # the LLM sees a blank image: where the target is must come from the state fed back
                     features = (torch.zeros_like(features[0]), features[1])
@@ -283,6 +300,10 @@ class TrainingModel(nn.Module):
                     if said:  # every frame: the words are there whether or not the target is in view
                         said_losses.append(said_attribute_loss(
                             self.training_heads["said_attributes"](out.seg_query_state.float()), said[k]))
+                    if named_motion:
+                        said_motion_losses.append(F.cross_entropy(
+                            self.training_heads["said_motion"](out.seg_query_state.float())[None],
+                            named_motion[k][None].to(out.seg_query_state.device)))
                     if self.loss_config.state_candidates_weight > 0:  # every frame: no candidate in view is news too
                         candidate_losses.append(self.candidates_loss(out.seg_hidden, target.expression,
                                                                      sample.labels[t], sample.attributes))
@@ -326,7 +347,9 @@ class TrainingModel(nn.Module):
                  ("value_position", value_losses, self.loss_config.value_position_weight),
                  ("said_attributes", said_losses, self.loss_config.seg_attribute_weight),
                  ("state_candidates", candidate_losses, self.loss_config.state_candidates_weight),
-                 ("state_attention", state_attention_losses, self.loss_config.state_attention_weight))
+                 ("state_attention", state_attention_losses, self.loss_config.state_attention_weight),
+                 ("motion_cells", motion_cell_losses, self.loss_config.motion_cell_weight),
+                 ("said_motion", said_motion_losses, self.loss_config.seg_motion_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()
@@ -367,6 +390,12 @@ class TrainingModel(nn.Module):
         if self.loss_config.attribute_object_cells:
             loss = loss + object_cell_loss(head.linear(tokens.float()), targets)
         return loss
+
+    def motion_cell_loss(self, tokens: torch.Tensor, labels: np.ndarray, steps: dict[int, str]) -> torch.Tensor:
+        """The motion head on the LLM's image tokens (one whole-frame tile) against `motion.step_targets`."""
+        side = token_grid_side(tokens.shape[0], "loss.motion_cell_weight")
+        goal = step_targets(labels, steps, (side, side)).to(tokens.device)
+        return step_loss(self.training_heads["motion_cells"](tokens.float()), goal)
 
     def position_loss(self, seg_hidden: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
         """MSE of the position head on the [SEG] state against the mask's centre, (x, y) in [-1, 1]."""

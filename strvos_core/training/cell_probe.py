@@ -7,7 +7,9 @@ tokens' keys say those attributes. For every token cell that one object covers f
 attribute (size, colour, texture, shape), a multinomial logistic regression is fit on the first 2/3 of the cells and
 scored on the rest, at three points of the chain: the image tokens the LLM receives (mlp1's output), the last
 decoder layer's input at the image positions, and that layer's keys (pre-RoPE). Accuracy near the majority rate
-means the attribute is not there (linearly).
+means the attribute is not there (linearly). For a model that sees the previous frame (vision.motion_input), a row
+"motion step" does the same for which way the object moved since the frame before (training/motion.py; cells of
+frames that have a frame before).
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUT
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool
 from strvos_core.training.forward import TrainingModel, layer_inputs, token_grid_side
+from strvos_core.training.motion import STEP_CLASSES
+
+MOTION_ROW = "motion step"
 
 STAGES: tuple[str, ...] = ("tokens", "last_input", "last_keys")
 
@@ -77,6 +82,8 @@ def cell_probe(run: str | Path, frames: int = 150, seed: int = 777) -> dict[str,
     layers = model.language_model.model.layers
     features: dict[str, list[np.ndarray]] = {stage: [] for stage in STAGES}
     values: dict[str, list[int]] = {attribute: [] for attribute in ATTRIBUTES}
+    motion_features: dict[str, list[np.ndarray]] = {stage: [] for stage in STAGES}
+    motion_values: list[int] = []
     with torch.no_grad(), layer_inputs(layers[0]) as first, layer_inputs(layers[-1]) as last:
         for index in range(frames):
             sample = pool.sample(0, 0, 0, index)
@@ -97,19 +104,26 @@ def cell_probe(run: str | Path, frames: int = 150, seed: int = 777) -> dict[str,
                               "last_keys": attention.k_proj(layers[-1].input_layernorm(last_input))}
             for stage, tensor in stage_features.items():
                 features[stage].append(tensor[rows].float().numpy())
+            steps = sample.steps[0] if model.uses_previous_frame and sample.steps else {}
+            moved = [(cell, obj_id) for cell, obj_id in cells if obj_id in steps]
+            for stage, tensor in stage_features.items():
+                motion_features[stage].append(tensor[[cell for cell, _ in moved]].float().numpy())
+            motion_values.extend(STEP_CLASSES.index(steps[obj_id]) for _, obj_id in moved)
             for _, obj_id in cells:
                 for attribute in ATTRIBUTES:
                     values[attribute].append(ATTRIBUTE_VALUES[attribute].index(sample.attributes[obj_id][attribute]))
     if not values[ATTRIBUTES[0]]:
         raise ValueError(f"cell_probe: no token cell of {frames} frames is mostly one object")
     result = {}
-    for attribute in ATTRIBUTES:
-        labels = np.array(values[attribute])
+    rows_to_fit = [(attribute, features, np.array(values[attribute]), len(ATTRIBUTE_VALUES[attribute]))
+                   for attribute in ATTRIBUTES]
+    if len(motion_values) >= 3:
+        rows_to_fit.append((MOTION_ROW, motion_features, np.array(motion_values), len(STEP_CLASSES)))
+    for name, table, labels, classes in rows_to_fit:
         held_out = labels[len(labels) * 2 // 3:]
-        row = {stage: held_out_accuracy(np.concatenate(features[stage]), labels, len(ATTRIBUTE_VALUES[attribute]))
-               for stage in STAGES}
+        row = {stage: held_out_accuracy(np.concatenate(table[stage]), labels, classes) for stage in STAGES}
         row["majority"] = float(np.bincount(held_out).max() / len(held_out))
-        result[attribute] = row
+        result[name] = row
     result["cells"] = {"count": float(len(values[ATTRIBUTES[0]]))}
     return result
 

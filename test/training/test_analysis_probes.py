@@ -148,19 +148,22 @@ def test_held_out_accuracy_separates_learnable_from_random_labels():
     assert held_out_accuracy(features, rng.integers(0, 4, size=300), 4) < 0.45  # chance is 0.25
 
 
-def test_cell_probe_reports_every_attribute_on_a_trained_checkpoint(micro_config, tmp_path, capsys):
+@pytest.mark.parametrize("motion", [False, True])
+def test_cell_probe_reports_every_attribute_on_a_trained_checkpoint(micro_config, tmp_path, capsys, motion):
     from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTES
-    from strvos_core.training.cell_probe import STAGES, main
+    from strvos_core.training.cell_probe import MOTION_ROW, STAGES, main
     from strvos_core.training.trainer import train
 
     config = micro_config(run={"steps": 1}, data={"num_videos": 3})
     config.model.overrides["vision"]["image_size"] = 224  # 8x8 token cells of 12x8 px: objects cover some
+    if motion:  # a model that sees the frame before: which way each object moved gets its own row
+        config.model.overrides["vision"].update({"trunk": "vit+conv", "conv_widths": [8, 16], "motion_input": True})
     train(config, tmp_path / "run", progress=False)
     assert main(["--run", str(tmp_path / "run"), "--frames", "6"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "object cells" in lines[0] and int(lines[0].split()[0]) >= 3
     rows = {line.split(" | ")[0].strip("| "): line for line in lines[3:]}
-    assert sorted(rows) == sorted(ATTRIBUTES)
+    assert sorted(rows) == sorted([*ATTRIBUTES, *([MOTION_ROW] if motion else [])])
     for line in rows.values():
         numbers = [float(v) for v in line.strip("| ").split(" | ")[1:]]
         assert len(numbers) == len(STAGES) + 1 and all(0.0 <= v <= 1.0 for v in numbers)

@@ -188,6 +188,7 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
                 trunk=extension.get("vision_trunk", "internvit"),
                 conv_widths=extension.get("vision_conv_widths", VisionConfig.conv_widths),
                 motion_input=bool(extension.get("vision_motion_input", False)),
+                motion_widths=extension.get("vision_motion_widths", VisionConfig.motion_widths),
             ),
             language=LanguageConfig(
                 vocab_size=llm["vocab_size"], hidden_size=llm["hidden_size"],
@@ -260,7 +261,7 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
             "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,
             "use_thumbnail": config.use_thumbnail,
             "vision_trunk": v.trunk, "vision_conv_widths": list(v.conv_widths),
-            "vision_motion_input": v.motion_input,
+            "vision_motion_input": v.motion_input, "vision_motion_widths": list(v.motion_widths),
         },
     }
 

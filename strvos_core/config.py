@@ -44,9 +44,10 @@ class VisionConfig:
     # from scratch (its small ViT never learned shape); conv_widths are its stem and level widths, the last deepest
     trunk: str = "internvit"
     conv_widths: tuple[int, ...] = (16, 32, 64, 128)
-    # The conv trunk also sees the difference from the stream's previous frame (3 more input channels; zero on a
-    # first frame or without it): the embedded model's motion cue (modeling/conv_trunk.py, training README)
+    # The embedded model's motion cue (modeling/conv_trunk.py, training README): a motion encoder, a conv trunk of
+    # these widths, reads the tile and its difference from the stream's previous one and adds to the tokens
     motion_input: bool = False
+    motion_widths: tuple[int, ...] = (16, 32, 64, 128)
 
     def __post_init__(self) -> None:
         if self.trunk not in ("internvit", "conv", "vit+conv"):
@@ -55,9 +56,10 @@ class VisionConfig:
         if self.trunk != "internvit" and (len(self.conv_widths) < 2 or any(w < 8 or w % 8 for w in self.conv_widths)):
             raise StrvosError(f"vision.conv_widths needs >= 2 widths, each a multiple of 8 (GroupNorm(8)), "
                               f"got {list(self.conv_widths)}")
-        if self.motion_input and self.trunk == "internvit":
-            raise StrvosError("vision.motion_input feeds the frame difference to a conv trunk; trunk 'internvit' has "
-                              "none (use 'conv' or 'vit+conv')")
+        self.motion_widths = tuple(int(w) for w in self.motion_widths)
+        if self.motion_input and (len(self.motion_widths) < 2 or any(w < 8 or w % 8 for w in self.motion_widths)):
+            raise StrvosError(f"vision.motion_widths needs >= 2 widths, each a multiple of 8 (GroupNorm(8)), "
+                              f"got {list(self.motion_widths)}")
 
 
 @dataclass

@@ -10,11 +10,13 @@ Trained on the same per-cell targets, the two learn opposite halves: the ViT col
 steps, the conv trunk size and shape. `vit+conv` runs both and adds the conv features to the pixel-shuffled ViT
 tokens before mlp1.
 
-With `vision.motion_input` the trunk's stem also takes the difference between the tile and the stream's previous
-tile (3 more channels, zero on a first frame): where an object moved, its leading and trailing edges light up with
-opposite signs, so the conv features can say which way each object moves. One frame cannot show motion, and the
+With `vision.motion_input` a second conv trunk of the same design, the motion encoder, reads the tile together with
+its difference from the stream's previous tile (6 channels; the difference is zero on a first frame): where an
+object moved, its leading and trailing edges light up with opposite signs, so its features can say which way each
+object moves. They are added to the tokens before mlp1 like the conv trunk's. One frame cannot show motion, and the
 [SEG] state fed back was measured not to carry it (training README, "The streaming state, measured"); the frame
-before is the smallest memory that does.
+before is the smallest memory that does. (Widening the shared trunk's stem instead, its new weights zero, learned
+nothing in 1000 steps where a fresh encoder learned the steps in 300: training README, "Motion".)
 """
 from __future__ import annotations
 
@@ -65,19 +67,7 @@ def motion_pixels(pixel_values: torch.Tensor, previous: torch.Tensor | None) -> 
     return torch.cat([pixel_values, difference], dim=1)
 
 
-@torch.no_grad()
-def add_motion_input(trunk: ConvVisionTrunk) -> None:
-    """Widen a 3-channel trunk's stem to take `motion_pixels`, the new channels' weights zero: the trunk computes
-    exactly what it did until training moves them."""
-    old = trunk.stem[0]
-    if old.in_channels != 3:
-        raise ValueError(f"the conv trunk's stem already takes {old.in_channels} channels")
-    new = nn.Conv2d(6, old.out_channels, old.kernel_size, old.stride, old.padding).to(old.weight.device,
-                                                                                       old.weight.dtype)
-    new.weight.zero_()
-    new.weight[:, :3] = old.weight
-    new.bias.copy_(old.bias)
-    trunk.stem[0] = new
+MOTION_CHANNELS = 6  # the tile and its difference from the previous one (`motion_pixels`)
 
 
 class HybridVisionTrunk(nn.Module):

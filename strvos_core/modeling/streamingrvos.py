@@ -26,7 +26,12 @@ from torch import nn
 from strvos_core.config import StreamingRVOSConfig
 from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
 from strvos_core.modeling.language import build_language_model, greedy_decode
-from strvos_core.modeling.vision import VisionProjector, build_vision_model, image_tokens
+from strvos_core.modeling.vision import (
+    VisionProjector,
+    build_motion_encoder,
+    build_vision_model,
+    image_tokens,
+)
 from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import SpecialTokenIds, build_prompt
 from strvos_core.processing.tiling import num_tiles
@@ -85,6 +90,7 @@ class StreamingRVOSModel(nn.Module):
         self.config = config
         self.vision_model = build_vision_model(config.vision, config.downsample_ratio)
         self.mlp1 = VisionProjector(config.vision.hidden_size, config.language.hidden_size, config.downsample_ratio)
+        self.motion_encoder = build_motion_encoder(config.vision, config.downsample_ratio)  # None: no motion input
         self.language_model = build_language_model(config.language)
         self.grounding_encoder = GroundingModel(config.grounding)
         self.text_hidden_fcs = TextHiddenFcs(config.language.hidden_size, config.text_hidden_dim)
@@ -126,7 +132,7 @@ class StreamingRVOSModel(nn.Module):
     @torch.no_grad()
     def encode_tiles(self, pixel_values: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         return image_tokens(self.vision_model, self.mlp1, pixel_values.to(self.device, self.dtype), self.config,
-                            previous)
+                            previous, self.motion_encoder)
 
     @torch.no_grad()
     def encode_frame(self, frame: np.ndarray, timings: dict[str, float] | None = None,

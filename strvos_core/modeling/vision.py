@@ -13,6 +13,7 @@ from strvos_core.modeling.conv_trunk import (
     CONV_TRUNK,
     HYBRID_TRUNK,
     INTERNVIT,
+    MOTION_CHANNELS,
     ConvVisionTrunk,
     HybridVisionTrunk,
     motion_pixels,
@@ -64,24 +65,40 @@ def build_vision_model(config: VisionConfig, downsample_ratio: float = 0.5) -> n
     if config.trunk == INTERNVIT:
         return InternVLVisionModel(internvl_vision_config(config))
     side = int(config.image_size // config.patch_size * downsample_ratio)
-    conv = ConvVisionTrunk(config.conv_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2,
-                           in_channels=6 if config.motion_input else 3)
+    conv = ConvVisionTrunk(config.conv_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2)
     if config.trunk == CONV_TRUNK:
         return conv
     return HybridVisionTrunk(InternVLVisionModel(internvl_vision_config(config)), conv)
 
 
+def build_motion_encoder(config: VisionConfig, downsample_ratio: float = 0.5) -> ConvVisionTrunk | None:
+    """`vision.motion_input`: a conv trunk over the tile and its difference from the previous one, handing mlp1 the
+    same grid and width as the vision trunk (None without motion_input)."""
+    if not config.motion_input:
+        return None
+    side = int(config.image_size // config.patch_size * downsample_ratio)
+    return ConvVisionTrunk(config.motion_widths, side, config.hidden_size * int(1 / downsample_ratio) ** 2,
+                           in_channels=MOTION_CHANNELS)
+
+
 def image_tokens(vision_model: nn.Module, mlp1: nn.Module, pixel_values: torch.Tensor,
-                 config: StreamingRVOSConfig, previous: torch.Tensor | None = None) -> torch.Tensor:
+                 config: StreamingRVOSConfig, previous: torch.Tensor | None = None,
+                 motion_encoder: nn.Module | None = None) -> torch.Tensor:
     """[n, 3, 448, 448] tiles -> [n, 256, Cl] LLM tokens: ViT, drop CLS, pixel shuffle, mlp1 (a conv trunk's
-    output goes to mlp1 as it is; a hybrid's is added to the pixel-shuffled ViT tokens). `previous`, the stream's
-    previous tiles, reaches a conv trunk built with `vision.motion_input` (ignored otherwise)."""
-    conv_input = motion_pixels(pixel_values, previous) if config.vision.motion_input else pixel_values
+    output goes to mlp1 as it is; a hybrid's is added to the pixel-shuffled ViT tokens). With
+    `vision.motion_input` the motion encoder's features of the tiles and `previous` (the stream's previous tiles,
+    None on a first frame) are added before mlp1 too."""
     if config.vision.trunk == CONV_TRUNK:
-        return mlp1(vision_model(conv_input))
-    if config.vision.trunk == HYBRID_TRUNK:
-        return mlp1(vit_features(vision_model.vit, pixel_values, config) + vision_model.conv(conv_input))
-    return mlp1(vit_features(vision_model, pixel_values, config))
+        features = vision_model(pixel_values)
+    elif config.vision.trunk == HYBRID_TRUNK:
+        features = vit_features(vision_model.vit, pixel_values, config) + vision_model.conv(pixel_values)
+    else:
+        features = vit_features(vision_model, pixel_values, config)
+    if config.vision.motion_input:
+        if motion_encoder is None:
+            raise ValueError("vision.motion_input: image_tokens needs the model's motion encoder")
+        features = features + motion_encoder(motion_pixels(pixel_values, previous))
+    return mlp1(features)
 
 
 def vit_features(vision_model: nn.Module, pixel_values: torch.Tensor, config: StreamingRVOSConfig) -> torch.Tensor:

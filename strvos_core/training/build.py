@@ -100,31 +100,30 @@ def build_model(section: ModelSection):
 
         load_vision(model, section.vision_init)
     if section.motion_input and not model.config.vision.motion_input:
-        widen_for_motion(model)
+        add_motion_encoder(model)
     model.attach_tokenizer(tokenizer)
     return model
 
 
-def widen_for_motion(model) -> None:
-    """Give the model's conv trunk the previous frame's difference as input (conv_trunk.add_motion_input), and say
-    so in its config (exports then rebuild the 6-channel stem)."""
-    from strvos_core.modeling.conv_trunk import ConvVisionTrunk, add_motion_input
+def add_motion_encoder(model) -> None:
+    """Give a model the motion encoder (vision.motion_input), its output projection zero: the model computes exactly
+    what it did until training moves it (the encoder's own weights are seeded by `model.seed`)."""
+    from strvos_core.modeling.vision import build_motion_encoder
 
     if model.config.vision.motion_input:
-        raise StrvosError("the model's conv trunk already reads the previous frame (vision.motion_input)")
-    vision = model.vision_model
-    trunk = vision if isinstance(vision, ConvVisionTrunk) else getattr(vision, "conv", None)
-    if not isinstance(trunk, ConvVisionTrunk):
-        raise StrvosError(f"model.motion_input needs a conv trunk (vision.trunk 'conv' or 'vit+conv'); the init "
-                          f"export's is {model.config.vision.trunk!r}")
-    add_motion_input(trunk)
+        raise StrvosError("the model already reads the previous frame (vision.motion_input)")
     model.config.vision.motion_input = True
+    encoder = build_motion_encoder(model.config.vision, model.config.downsample_ratio)
+    with torch.no_grad():
+        encoder.project.weight.zero_()
+        encoder.project.bias.zero_()
+    model.motion_encoder = encoder.to(model.device, model.dtype)
 
 
 def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, nn.Module]:
     """Config name -> the module it switches (LLM handled separately: frozen / LoRA / full)."""
     sam = model.grounding_encoder.sam2_model
-    return {
+    parts = {
         "vision": model.vision_model,
         "mlp1": model.mlp1,
         "text_hidden_fcs": model.text_hidden_fcs,
@@ -132,6 +131,9 @@ def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, 
         "sam2_mask_decoder": sam.sam_mask_decoder,
         "sam2_prompt_encoder": sam.sam_prompt_encoder,
     }
+    if model.motion_encoder is not None:
+        parts["motion_encoder"] = model.motion_encoder
+    return parts
 
 
 def configure_trainable(model: nn.Module, trainable: TrainableSection, lora: LoraSection) -> int:

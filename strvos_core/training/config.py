@@ -54,8 +54,8 @@ class ModelSection:
     # The LLM's vision path (vision_model + mlp1) from an attribute pre-training run (`training.attribute_probe
     # --save`), loaded over the build: stage 1 starts from a trunk that already sees size and shape
     vision_init: str | None = None
-    # true: the conv trunk of an `init` export without it gains vision.motion_input (the previous frame's difference
-    # as 3 more input channels, their weights zero so the model starts as it was); a random build takes it from
+    # true: an `init` export without it gains vision.motion_input (a motion encoder reading the previous frame's
+    # difference, its output projection zero so the model starts as it was); a random build takes it from
     # `overrides: {vision: {motion_input: true}}`
     motion_input: bool = False
 
@@ -72,6 +72,7 @@ class TrainableSection:
     sam2_image_encoder: str = "frozen"
     sam2_mask_decoder: str = "full"
     sam2_prompt_encoder: str = "frozen"  # point / box / "not a point" embeddings (the reference keeps them frozen)
+    motion_encoder: str = "full"  # the embedded model's motion encoder (vision.motion_input); models without have none
 
 
 @dataclass
@@ -319,7 +320,8 @@ def validate(config: TrainConfig) -> None:
     t = config.trainable
     need(t.embeddings in (*PART_MODES, "output"),
          f"trainable.embeddings must be one of {(*PART_MODES, 'output')}, got {t.embeddings!r}")
-    for name in ("vision", "mlp1", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder", "sam2_prompt_encoder"):
+    for name in ("vision", "mlp1", "text_hidden_fcs", "sam2_image_encoder", "sam2_mask_decoder", "sam2_prompt_encoder",
+                 "motion_encoder"):
         need(getattr(t, name) in PART_MODES, f"trainable.{name} must be one of {PART_MODES}, got {getattr(t, name)!r}")
     need(t.llm in LLM_MODES, f"trainable.llm must be one of {LLM_MODES}, got {t.llm!r}")
     lo = config.lora

@@ -65,6 +65,7 @@ def _vision_signature(model) -> dict:
     vision = json.loads(json.dumps(model.config.vision.__dict__))
     if not vision.get("motion_input"):
         vision.pop("motion_input", None)
+        vision.pop("motion_widths", None)
     return {"vision": vision,
             "downsample_ratio": model.config.downsample_ratio, "llm_hidden": model.config.language.hidden_size}
 

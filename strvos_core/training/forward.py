@@ -219,7 +219,7 @@ class TrainingModel(nn.Module):
         model = self.model
         device = model.device
         tokens = image_tokens(model.vision_model, model.mlp1, frame.tiles.to(device, model.dtype), model.config,
-                              frame.previous_tiles)
+                              frame.previous_tiles, model.motion_encoder)
         tokens = tokens.reshape(-1, tokens.shape[-1])
         if not self.uses_sam2:
             return tokens, None

@@ -175,6 +175,8 @@ def parameter_groups(model, module: torch.nn.Module, config: TrainConfig) -> lis
     parts = trainable_parts(model, config.trainable)
     groups, taken = [], set()
     for name, factor in sorted(config.optim.lr_scales.items()):
+        if name not in parts:  # a part this model does not have (motion_encoder)
+            continue
         chosen = [p for p in parts[name].parameters() if p.requires_grad and id(p) not in taken]
         taken.update(id(p) for p in chosen)
         if chosen:

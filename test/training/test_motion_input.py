@@ -1,6 +1,6 @@
-"""The embedded model's motion cue (vision.motion_input): the conv trunk also reads the difference from the stream's
-previous frame; the session keeps that frame (not the no-state ablation); training widens an export's trunk without
-changing what it computes, feeds each sample frame its predecessor and supervises the motion heads."""
+"""The embedded model's motion cue (vision.motion_input): a motion encoder reads the difference from the stream's
+previous frame; the session keeps that frame (not the no-state ablation); training adds the encoder to an export
+without changing what it computes, feeds each sample frame its predecessor and supervises the motion heads."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +13,9 @@ from strvos_core.config import VisionConfig
 from strvos_core.datasets.synthetic.vocabulary import MOTIONS
 from strvos_core.errors import StrvosError
 from strvos_core.modeling.conv_trunk import motion_pixels
+from strvos_core.modeling.vision import image_tokens
 from strvos_core.session import StreamingSession
-from strvos_core.training.build import build_model, configure_trainable, set_train_mode, widen_for_motion
+from strvos_core.training.build import add_motion_encoder, build_model, configure_trainable, set_train_mode
 from strvos_core.training.data import SyntheticPool
 from strvos_core.training.forward import TrainingModel
 from strvos_core.training.motion import STEP_CLASSES, frame_steps, said_motion, step_targets
@@ -32,20 +33,20 @@ def frames(count: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def test_widening_an_export_keeps_what_it_computes_and_export_keeps_the_widened_trunk(micro_config, tmp_path):
+def test_adding_the_encoder_to_an_export_keeps_what_it_computes_and_export_keeps_it(micro_config, tmp_path):
     plain = build_model(motion_config(micro_config, motion=False).model).eval()
     export = save_checkpoint(plain, plain.tokenizer, tmp_path / "plain")
     config = micro_config()
     config.model.init, config.model.motion_input = str(export), True
     widened = build_model(config.model).eval()
-    assert widened.uses_previous_frame and widened.vision_model.conv.stem[0].in_channels == 6
+    assert widened.uses_previous_frame and widened.motion_encoder.stem[0].in_channels == 6
     first, second = frames(2)
     with torch.no_grad():
         before = plain.encode_frame(second).image_tokens
         after = widened.encode_frame(second, previous_tiles=widened.encode_frame(first).tiles).image_tokens
-    torch.testing.assert_close(after, before, rtol=0, atol=0)  # the new channels start at zero
+    torch.testing.assert_close(after, before, rtol=0, atol=0)  # the encoder's output starts at zero
     with torch.no_grad():
-        widened.vision_model.conv.stem[0].weight[:, 3:].normal_()  # as training moves them
+        widened.motion_encoder.project.weight.normal_()  # as training moves it
     reloaded = load_model(save_checkpoint(widened, widened.tokenizer, tmp_path / "widened")).eval()
     assert reloaded.config.vision.motion_input
     with torch.no_grad():
@@ -55,7 +56,7 @@ def test_widening_an_export_keeps_what_it_computes_and_export_keeps_the_widened_
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert (a - no_previous).abs().max() > 1e-4  # the previous frame now matters
     with pytest.raises(StrvosError, match="already reads"):
-        widen_for_motion(reloaded)
+        add_motion_encoder(reloaded)
 
 
 def test_motion_pixels_is_the_tile_and_its_difference_zero_without_a_previous_frame():
@@ -97,19 +98,17 @@ def test_the_session_feeds_the_previous_frame_and_the_no_state_ablation_does_not
     assert streamed._previous is None
 
 
-def test_motion_input_needs_a_conv_trunk(micro_config, tmp_path):
-    with pytest.raises(StrvosError, match="motion_input"):
-        VisionConfig(motion_input=True)
+def test_bad_motion_settings_are_refused_clearly(micro_config):
+    with pytest.raises(StrvosError, match="motion_widths"):
+        VisionConfig(motion_input=True, motion_widths=[8, 12])
     with pytest.raises(ValueError, match="model.motion_input"):
         micro_config(model={"motion_input": True})  # a random build takes it from the overrides
-    vit_only = build_model(micro_config().model)
-    config = micro_config()
-    config.model.init = str(save_checkpoint(vit_only, vit_only.tokenizer, tmp_path / "vit"))
-    config.model.motion_input = True
-    with pytest.raises(StrvosError, match="conv trunk"):
-        build_model(config.model)
+    plain = build_model(micro_config().model)
     with pytest.raises(ValueError, match="motion_cell_weight"):
-        TrainingModel(vit_only, micro_config(loss={"motion_cell_weight": 1.0}).loss)
+        TrainingModel(plain, micro_config(loss={"motion_cell_weight": 1.0}).loss)
+    model = build_model(motion_config(micro_config).model)
+    with pytest.raises(ValueError, match="motion encoder"):
+        image_tokens(model.vision_model, model.mlp1, torch.randn(1, 3, 224, 224), model.config)
 
 
 def test_frame_steps_and_their_cell_targets():
@@ -152,5 +151,5 @@ def test_samples_carry_the_frame_before_and_the_motion_losses_train_the_differen
                             for frame in per_frame]).mean()
     torch.testing.assert_close(out["said_motion"], expected)
     out["motion_cells"].backward()
-    stem = model.vision_model.conv.stem[0].weight
+    stem = model.motion_encoder.stem[0].weight
     assert stem.grad[:, 3:].abs().sum() > 0  # the difference channels learn from it

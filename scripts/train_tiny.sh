@@ -13,6 +13,11 @@
 #   stage 2c stage 2's recipe from stage 1c                                (configs/train/tiny_stage2c.yaml)
 #            exported (float16) to runs/tiny_s2c/export: stages Q-2c are skipped when that export is there
 #   stage 2m stage 2c's recipe continued on 4-frame clips drawn close together (configs/train/tiny_stage2m.yaml)
+#            exported (float16) to runs/tiny_s2m/export: stages Q-2m are skipped when that export is there
+#   stage QM the motion encoder is added (it reads the previous frame); stage Q's recipe on all kinds, with motion
+#            heads on the image tokens and the [SEG] query (configs/train/motion/query_motion.yaml)
+#   stage 1m stage 1c's recipe on all kinds from stage QM             (configs/train/motion/stage1_motion.yaml)
+#   stage 2mm stage 2m's recipe from stage 1m                         (configs/train/motion/stage2_motion.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
@@ -78,17 +83,27 @@ if [ ! -f "$S2/model.safetensors" ] && [ ! -f "$S2C/model.safetensors" ]; then
 else
   echo "train_tiny.sh: stages 1-2 kept from $S2 or $S2C (delete both to retrain them)"
 fi
-if [ ! -f "$S2C/model.safetensors" ]; then
-  train configs/train/tiny_query.yaml runs/tiny_q
-  strvos convert --checkpoint runs/tiny_q --out runs/tiny_q/export
-  probed_stage configs/train/tiny_stage1c.yaml runs/tiny_s1c
-  train configs/train/tiny_stage2c.yaml runs/tiny_s2c
-  strvos convert --checkpoint runs/tiny_s2c --out "$S2C" --dtype float16
+S2M=runs/tiny_s2m/export
+if [ ! -f "$S2M/model.safetensors" ]; then
+  if [ ! -f "$S2C/model.safetensors" ]; then
+    train configs/train/tiny_query.yaml runs/tiny_q
+    strvos convert --checkpoint runs/tiny_q --out runs/tiny_q/export
+    probed_stage configs/train/tiny_stage1c.yaml runs/tiny_s1c
+    train configs/train/tiny_stage2c.yaml runs/tiny_s2c
+    strvos convert --checkpoint runs/tiny_s2c --out "$S2C" --dtype float16
+  else
+    echo "train_tiny.sh: stages Q-2c kept from $S2C (delete it to retrain them)"
+  fi
+  train configs/train/tiny_stage2m.yaml runs/tiny_s2m
+  strvos convert --checkpoint runs/tiny_s2m --out "$S2M" --dtype float16
 else
-  echo "train_tiny.sh: stages Q-2c kept from $S2C (delete it to retrain them)"
+  echo "train_tiny.sh: stages Q-2m kept from $S2M (delete it to retrain them)"
 fi
-train configs/train/tiny_stage2m.yaml runs/tiny_s2m
-strvos convert --checkpoint runs/tiny_s2m --out "$MODEL" --dtype float16
+train configs/train/motion/query_motion.yaml runs/tiny_qm
+strvos convert --checkpoint runs/tiny_qm --out runs/tiny_qm/export
+probed_stage configs/train/motion/stage1_motion.yaml runs/tiny_s1m
+train configs/train/motion/stage2_motion.yaml runs/tiny_s2mm
+strvos convert --checkpoint runs/tiny_s2mm --out "$MODEL" --dtype float16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -96,16 +111,21 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-python -m strvos_core.training.probe --run runs/tiny_s2m --frames 60 | tee runs/tiny_s2m/probe.md
+LAST=runs/tiny_s2mm
+python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
-RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m)
-if [ ! -f runs/tiny_q/log.jsonl ] && [ -f "$S2C/scores.json" ]; then
-  EARLIER=(--earlier "$S2C/scores.json"); RUNS=(runs/tiny_s2m)
+MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s2mm)
+RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
+if [ ! -f runs/tiny_s2m/log.jsonl ] && [ -f "$S2M/scores.json" ]; then
+  EARLIER=(--earlier "$S2M/scores.json"); RUNS=("${MOTION_RUNS[@]}")
+elif [ ! -f runs/tiny_q/log.jsonl ] && [ -f "$S2C/scores.json" ]; then
+  EARLIER=(--earlier "$S2C/scores.json"); RUNS=(runs/tiny_s2m "${MOTION_RUNS[@]}")
 elif [ ! -f runs/tiny_s1/log.jsonl ] && [ -f "$S2/scores.json" ]; then
-  EARLIER=(--earlier "$S2/scores.json"); RUNS=(runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m)
+  EARLIER=(--earlier "$S2/scores.json")
+  RUNS=(runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
 fi
 if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
 python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" "${EARLIER[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
-  --probe runs/tiny_s2m/probe.md --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"
+  --probe "$LAST/probe.md" --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"

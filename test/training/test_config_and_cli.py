@@ -14,10 +14,11 @@ from strvos_core.errors import StrvosError
 from strvos_core.training import TrainConfig
 from strvos_core.training.build import model_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml"))
+TRAIN_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+CONFIGS = sorted(TRAIN_CONFIGS.rglob("*.yaml"))  # the experiment folders (state/, motion/) too
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(TRAIN_CONFIGS)) for p in CONFIGS])
 def test_shipped_configs_parse(path):
     config = TrainConfig.from_yaml(path)
     assert model_config(config.model, 500).language.vocab_size == 500

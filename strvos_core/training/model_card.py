@@ -169,10 +169,16 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
                 + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0)
                 + _evidence("The vision path after stage V: held-out per-cell attributes (training.attribute_probe)",
                             vision, VISION_NOTE))
-    trunk = (_read_json(model / "config.json").get("strvos", {}).get("vision_trunk", "internvit")
-             if (model / "config.json").exists() else "internvit")
+    extension = _read_json(model / "config.json").get("strvos", {}) if (model / "config.json").exists() else {}
+    trunk = extension.get("vision_trunk", "internvit")
     vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
                    "vit+conv": "InternViT with a conv trunk beside it"}.get(trunk, trunk)
+    motion = bool(extension.get("vision_motion_input", False))
+    if motion:
+        vision_name += " and a motion encoder reading the previous frame"
+    ablation = ("the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's\n[SEG] hidden state"
+                + (", and no previous frame to the motion encoder" if motion else "")
+                + ": what the streaming memory buys.")
     stage0_note = ("" if any(f["stage"] == "promptable" for f in pretrained + facts) else
                    "\nStage 0 (SAM 2 alone on its promptable task) was not rerun: its SAM 2 comes from `artifacts/tiny_stage0`,"
                    "\nwhose README gives its steps and time (not counted above).\n")
@@ -205,8 +211,7 @@ Commands (from `{TRAIN_COMMAND}`):
 
 {verdict}
 
-"Without the state" feeds the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's
-[SEG] hidden state: what the streaming memory buys.
+"Without the state" feeds {ablation}
 {evidence}"""
     (model / "README.md").write_text(card)
     (model / "scores.json").write_text(json.dumps({"runs": pretrained + facts, "streaming": streaming,

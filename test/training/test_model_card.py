@@ -90,7 +90,12 @@ def test_stage_v_table_is_copied_in_and_its_minutes_counted(tmp_path):
     assert "| commonest value | | 0.840 | 0.190 | 0.290 | 0.230 | |" in card
     assert "3.0 minutes" in card and f"| vision (attributes) | {tmp_path.name} | 200 | 2.0 |" in card  # 120 + 60 s
     assert json.loads((model / "scores.json").read_text())["runs"][0]["stage"] == "vision (attributes)"
-    assert "InternViT with a conv trunk beside it" in card
+    assert "InternViT with a conv trunk beside it" in card and "motion encoder" not in card
+    (model / "config.json").write_text(json.dumps({"strvos": {"vision_trunk": "vit+conv", "vision_motion_input": True}}))
+    write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, vision=tmp_path / "attr.txt")
+    card = (model / "README.md").read_text()
+    assert "InternViT with a conv trunk beside it and a motion encoder reading the previous frame" in card
+    assert "and no previous frame to the motion encoder: what the streaming memory buys." in card
     assert "Stage 0 (SAM 2 alone on its promptable task) was not rerun" in card  # no promptable run was given
     (tmp_path / "cut.txt").write_text("step 100: loss 2.000 ...\n")
     with pytest.raises(StrvosError, match="no attribute_probe table"):

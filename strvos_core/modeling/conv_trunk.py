@@ -15,8 +15,8 @@ its difference from the stream's previous tile (6 channels; the difference is ze
 object moved, its leading and trailing edges light up with opposite signs, so its features can say which way each
 object moves. They are added to the tokens before mlp1 like the conv trunk's. One frame cannot show motion, and the
 [SEG] state fed back was measured not to carry it (training README, "The streaming state, measured"); the frame
-before is the smallest memory that does. (Widening the shared trunk's stem instead, its new weights zero, learned
-nothing in 1000 steps where a fresh encoder learned the steps in 300: training README, "Motion".)
+before is the smallest memory that does. (Widening the shared trunk's stem instead, its new weights zero, was measured
+to learn far more slowly than a fresh encoder: training README, "Motion".)
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def conv_block(inputs: int, outputs: int) -> nn.Sequential:
 
 
 class ConvVisionTrunk(nn.Module):
-    """[n, 3, S, S] normalised tiles -> [n, side * side, out_dim] features of a side x side grid over each tile."""
+    """[n, in_channels, S, S] normalised tiles (3, or `motion_pixels`' 6) -> [n, side * side, out_dim] features of
+    a side x side grid over each tile."""
 
     def __init__(self, widths: tuple[int, ...] | list[int], side: int, out_dim: int, in_channels: int = 3) -> None:
         super().__init__()

@@ -31,9 +31,10 @@ class StreamingRVOSBackend(Backend):
 
 
 class StreamingRVOSNoStateBackend(StreamingRVOSBackend):
-    """`streamingrvos-no-state`, the ablation: the same model and session, but no [SEG] state is carried, so
-    every frame is segmented as a first frame (learned <TIME_CONTEXT>). Compared with `streamingrvos` on the
-    same data, it measures what the streaming memory contributes."""
+    """`streamingrvos-no-state`, the ablation: the same model and session, but no [SEG] state is carried (and a
+    model with `vision.motion_input` gets no previous frame), so every frame is segmented as a first frame (learned
+    <TIME_CONTEXT>). Compared with `streamingrvos` on the same data, it measures what the streaming memory
+    contributes."""
 
     name = "streamingrvos-no-state"
     use_state = False

@@ -21,14 +21,20 @@ from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUT
 GROUP_SIZES: tuple[int, ...] = tuple(len(ATTRIBUTE_VALUES[a]) + 1 for a in ATTRIBUTES)
 
 
+def object_shares(labels: np.ndarray, known, grid: tuple[int, int]) -> tuple[list[int], torch.Tensor]:
+    """[H, W] object-id image -> (the ids in view that `known` holds, [objects, cells] each one's area share of
+    every cell of a `grid` (rows, cols) laid over the whole image, row-major). A frame with no such object in view
+    (objects leave the frame in videos) has no rows."""
+    ids = [int(i) for i in np.unique(labels) if i != 0 and int(i) in known]
+    masks = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32)) if ids \
+        else torch.zeros(0, *labels.shape)
+    return ids, F.adaptive_avg_pool2d(masks[None], grid)[0].reshape(len(ids), grid[0] * grid[1])
+
+
 def attribute_targets(labels: np.ndarray, attributes: dict[int, dict[str, str]], grid: tuple[int, int]) -> torch.Tensor:
     """[H, W] object-id image and id -> attributes -> [cells, sum(GROUP_SIZES)] area fractions per group (each
     group sums to 1 per cell), cells in row-major order of a `grid` (rows, cols) laid over the whole image."""
-    ids = [int(i) for i in np.unique(labels) if i != 0 and int(i) in attributes]
-    masks = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32)) if ids \
-        else torch.zeros(0, *labels.shape)
-    # [objects, cells]; a frame with no object in view (objects leave the frame in videos) has no rows
-    shares = F.adaptive_avg_pool2d(masks[None], grid)[0].reshape(len(ids), grid[0] * grid[1])
+    ids, shares = object_shares(labels, attributes, grid)
     groups = []
     for attribute in ATTRIBUTES:
         values = ATTRIBUTE_VALUES[attribute]
@@ -88,11 +94,13 @@ class AttributeHead(nn.Module):
         return total
 
 
-def object_cell_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[cells, sum(GROUP_SIZES)] head logits and `attribute_targets` -> per group, the cross-entropy over the values
-    (background left out) on the cells whose background share is below one half, summed over the groups."""
+def object_cell_loss(logits: torch.Tensor, targets: torch.Tensor,
+                     group_sizes: tuple[int, ...] = GROUP_SIZES) -> torch.Tensor:
+    """[cells, sum(group_sizes)] head logits and their targets (`attribute_targets`; each group's background last)
+    -> per group, the cross-entropy over the values (background left out) on the cells whose background share is
+    below one half, summed over the groups."""
     total, start = logits.new_zeros(()), 0
-    for size in GROUP_SIZES:
+    for size in group_sizes:
         keep = targets[:, start + size - 1] < 0.5
         if keep.any():
             values = slice(start, start + size - 1)

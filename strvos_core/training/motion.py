@@ -3,8 +3,8 @@
 Two heads, both from-scratch aids in the manner of attributes.py:
 - `loss.motion_cell_weight`: per LLM image-token cell, which way the objects covering it moved since the frame
   before (the centre's step from frame t-1 to t: still, left, right, up, down, or background), soft shares plus a
-  cross-entropy on the cells one object mostly covers. It teaches the conv trunk's difference channels what they
-  show, as the attribute head taught it shape.
+  cross-entropy on the cells one object mostly covers. It teaches the motion encoder what the frame difference
+  shows, as the attribute head taught the conv trunk shape.
 - `loss.seg_motion_weight`: which motion word the expression names ("not said" where it names none), read off the
   [SEG] state entering the last layer, as `said_attributes` does for size / colour / texture / shape: the query
   must ask for the movement before the attention can match it in the keys.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from strvos_core.datasets.synthetic.expressions import parse_expression
 from strvos_core.datasets.synthetic.vocabulary import MOTIONS
+from strvos_core.training.attributes import object_cell_loss, object_shares
 
 STEP_CLASSES: tuple[str, ...] = ("still", "left", "right", "up", "down")  # then "background" in the targets
 
@@ -41,13 +41,10 @@ def frame_steps(centres: dict[int, np.ndarray], frame: int) -> dict[int, str]:
 def step_targets(labels: np.ndarray, steps: dict[int, str], grid: tuple[int, int]) -> torch.Tensor:
     """[H, W] object ids and `frame_steps` -> [cells, len(STEP_CLASSES) + 1] each cell's share covered by objects
     of each step class, background last (rows sum to 1), cells row-major over a `grid` (rows, cols)."""
-    ids = [int(i) for i in np.unique(labels) if i != 0 and int(i) in steps]
+    ids, shares = object_shares(labels, steps, grid)
     target = torch.zeros(grid[0] * grid[1], len(STEP_CLASSES) + 1)
-    if ids:
-        masks = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32))
-        shares = F.adaptive_avg_pool2d(masks[None], grid)[0].reshape(len(ids), -1)
-        for row, obj_id in enumerate(ids):
-            target[:, STEP_CLASSES.index(steps[obj_id])] += shares[row]
+    for row, obj_id in enumerate(ids):
+        target[:, STEP_CLASSES.index(steps[obj_id])] += shares[row]
     target[:, -1] = (1.0 - target[:, :-1].sum(dim=1)).clamp_min(0.0)
     return target
 
@@ -57,11 +54,8 @@ def step_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     cross-entropy over the step classes on the cells an object covers for more than half (the background
     dominates the first)."""
     logits = logits.float()
-    total = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
-    keep = targets[:, -1] < 0.5
-    if keep.any():
-        total = total + F.cross_entropy(logits[keep, :-1], targets[keep, :-1].argmax(dim=1))
-    return total
+    soft = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    return soft + object_cell_loss(logits, targets, (len(STEP_CLASSES) + 1,))
 
 
 def said_motion(expression: str) -> torch.Tensor:

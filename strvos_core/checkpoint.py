@@ -204,6 +204,7 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
                 sam2_variant=extension.get("sam2_variant", "hiera-large"),
                 image_size=extension.get("sam2_image_size", 1024),
                 sam2_overrides=extension.get("sam2_overrides", {}),
+                attention_click=bool(extension.get("sam2_attention_click", False)),
             ),
             downsample_ratio=data.get("downsample_ratio", 0.5),
             ps_version=data.get("ps_version", "v2"),
@@ -256,6 +257,7 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
         "strvos": {
             "sam2_variant": config.grounding.sam2_variant, "sam2_image_size": config.grounding.image_size,
             "sam2_overrides": config.grounding.sam2_overrides,
+            "sam2_attention_click": config.grounding.attention_click,
             "max_new_tokens": config.max_new_tokens,
             # read back by config_from_reference (the top-level fields are ignored: the reference hard-wires them)
             "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,

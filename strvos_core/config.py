@@ -88,6 +88,11 @@ class GroundingConfig:
     # Extra hydra overrides of the variant's `model` config, e.g. {"image_encoder.trunk.embed_dim": 32}: lets a
     # small CPU model shrink the Hiera trunk (the smallest released one, hiera-tiny, costs > 100 ms per frame).
     sam2_overrides: dict[str, Any] = field(default_factory=dict)
+    # Ours (the reference has none): a positive click where the [SEG] token's last-layer attention over the image
+    # tokens peaks takes the place of SAM 2's padding point, beside the [SEG] prompt token. A small LLM trained from
+    # scratch finds the target (its attention) better than it can say where it is (the [SEG] state); SAM 2 follows
+    # a click better than any token. Needs one whole-frame tile (the token grid is then the frame's grid).
+    attention_click: bool = False
 
     def __post_init__(self) -> None:
         if self.sam2_variant not in SAM2_VARIANTS:
@@ -116,6 +121,11 @@ class StreamingRVOSConfig:
     # degenerate (e.g. random) model's per-frame latency finite. Parity runs set both sides to the same value.
     max_new_tokens: int = 32
     text_hidden_dim: int = 256  # SAM 2 prompt width (text_hidden_fcs output)
+
+    def __post_init__(self) -> None:
+        if self.grounding.attention_click and self.max_dynamic_patch != 1:
+            raise StrvosError("grounding.attention_click reads the click off one whole-frame tile's token grid: "
+                              f"it needs max_dynamic_patch 1, got {self.max_dynamic_patch}")
 
     @property
     def tile_size(self) -> int:

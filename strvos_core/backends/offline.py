@@ -6,7 +6,9 @@ in one prompt ("<img>..</img><context><TIME_CONTEXT></context>" per frame, joine
 <TIME_CONTEXT> embedding); the [SEG] state after text_hidden_fcs prompts SAM 2 on every frame of the clip so far
 (the image encoder runs on all t+1 frames). The mask returned is the current frame's. (The reference returns frame
 0's mask only; returning the current one is what a per-frame comparison needs.) Per-frame cost therefore grows
-linearly with the clip; nothing is carried between steps except the frames themselves.
+linearly with the clip; nothing is carried between steps except the frames themselves. A model with
+`grounding.attention_click` is decoded here without its click (the LLM's views are the clip's first frames, so its
+attention says nothing about where the target is in the current one).
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ decoder's conv_s0/conv_s1), `no_mem_embed` is added to the lowest-resolution lev
 initial conditioning frame with `directly_add_no_mem_embed`; memory attention never runs). Per [SEG]: the prompt
 encoder embeds one padding point (label -1) plus its own pad point -> two "not a point" tokens, the language
 embedding is appended as the third sparse token, dense = no_mask_embed, the mask decoder runs with multimask output
-and the mask with the highest predicted IoU is kept: low-res logits of image_size/4.
+and the mask with the highest predicted IoU is kept: low-res logits of image_size/4. With `grounding.attention_click`
+(ours) a positive click where the [SEG] attention peaked takes the first padding point's place.
 """
 from __future__ import annotations
 
@@ -74,16 +75,24 @@ class GroundingModel(nn.Module):
         return ImageFeatures(image_embed, high_res)
 
     @torch.no_grad()
-    def decode(self, features: ImageFeatures, language_embedding: torch.Tensor) -> MaskPrediction:
-        """One [1, 256] language embedding -> the best of three masks (reference `_forward_sam_heads`)."""
-        return self.predict_mask(features, language_embedding)
+    def decode(self, features: ImageFeatures, language_embedding: torch.Tensor,
+               click: torch.Tensor | None = None) -> MaskPrediction:
+        """One [1, 256] language embedding -> the best of three masks (reference `_forward_sam_heads`). `click`,
+        [2] (x, y) in pixels of SAM 2's input, is a positive click in the padding point's place
+        (`grounding.attention_click`; None: the reference's prompt)."""
+        return self.predict_mask(features, language_embedding, click)
 
-    def predict_mask(self, features: ImageFeatures, language_embedding: torch.Tensor) -> MaskPrediction:
+    def predict_mask(self, features: ImageFeatures, language_embedding: torch.Tensor,
+                     click: torch.Tensor | None = None) -> MaskPrediction:
         """`decode` with autograd left as the caller set it (training: gradients reach the prompt and decoder)."""
         sam = self.sam2_model
         device = features.image_embed.device
-        coords = torch.zeros(1, 1, 2, device=device)
-        labels = -torch.ones(1, 1, dtype=torch.int32, device=device)
+        if click is None:
+            coords = torch.zeros(1, 1, 2, device=device)
+            labels = -torch.ones(1, 1, dtype=torch.int32, device=device)
+        else:
+            coords = click.detach().reshape(1, 1, 2).to(device, torch.float32)
+            labels = torch.ones(1, 1, dtype=torch.int32, device=device)
         sparse, dense = sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         sparse = torch.cat([sparse, language_embedding.reshape(1, 1, -1).to(sparse.dtype)], dim=1)
         masks, ious, _, object_logits = self._three_masks(features, sparse, dense)

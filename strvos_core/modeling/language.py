@@ -6,7 +6,7 @@ makes that explicit and gives it without asking `generate` for every layer's sta
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
@@ -41,30 +41,41 @@ class GreedyOutput:
 
     token_ids: list[int]
     fed_hidden: torch.Tensor  # [len(token_ids) - 1, C], post-norm last layer at the positions of the fed-back tokens
+    # fed-back token index -> its last layer's attention row [heads, keys] (only for `attention_of` tokens)
+    fed_attention: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @torch.no_grad()
 def greedy_decode(model: Qwen2ForCausalLM, inputs_embeds: torch.Tensor, max_new_tokens: int,
-                  stop_ids: tuple[int, ...]) -> GreedyOutput:
-    """Greedy decoding from a [1, N, C] prompt embedding until a stop id or `max_new_tokens` tokens."""
+                  stop_ids: tuple[int, ...], attention_of: int | None = None) -> GreedyOutput:
+    """Greedy decoding from a [1, N, C] prompt embedding until a stop id or `max_new_tokens` tokens. Where a fed-back
+    token is `attention_of` (the [SEG] id for `grounding.attention_click`), its last-layer attention row is kept too
+    (the model must run eager attention: sdpa returns no weights)."""
     cache = DynamicCache()
     backbone, head = model.model, model.lm_head
     hidden = backbone(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True).last_hidden_state
     position = inputs_embeds.shape[1]
     tokens: list[int] = []
     fed: list[torch.Tensor] = []
+    attention: dict[int, torch.Tensor] = {}
     while True:
         next_id = int(head(hidden[:, -1]).argmax(dim=-1))
         tokens.append(next_id)
         if next_id in stop_ids or len(tokens) >= max_new_tokens:
             break
         ids = torch.tensor([[next_id]], device=inputs_embeds.device)
-        hidden = backbone(
+        wanted = next_id == attention_of
+        out = backbone(
             input_ids=ids, past_key_values=cache, use_cache=True,
-            position_ids=torch.tensor([[position]], device=inputs_embeds.device),
-        ).last_hidden_state
+            position_ids=torch.tensor([[position]], device=inputs_embeds.device), output_attentions=wanted,
+        )
+        if wanted:
+            if not out.attentions or out.attentions[-1] is None:
+                raise RuntimeError("attention_of needs the LLM's eager attention (sdpa returns no weights)")
+            attention[len(fed)] = out.attentions[-1][0, :, -1]
+        hidden = out.last_hidden_state
         position += 1
         fed.append(hidden[0, -1])
     width = inputs_embeds.shape[-1]
     stacked = torch.stack(fed) if fed else inputs_embeds.new_zeros((0, width))
-    return GreedyOutput(tokens, stacked)
+    return GreedyOutput(tokens, stacked, attention)

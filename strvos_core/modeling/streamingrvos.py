@@ -7,6 +7,8 @@ The forward of one frame, as the reference's `predict_forward_token` loop body:
   2. `segment`: prompt embeddings with the image tokens written over <IMG_CONTEXT> and, when a state exists, the
      state written over <TIME_CONTEXT>; greedy decoding; the hidden state at each generated [SEG]
      (post-norm last layer); text_hidden_fcs -> SAM 2 prompt -> 256x256-class logits -> bilinear to (H, W).
+     With `grounding.attention_click` (ours) SAM 2 also gets a click where that [SEG]'s last-layer attention over
+     the image tokens peaks (modeling/attention_click.py).
   The new state is that [SEG] hidden state when exactly one [SEG] was generated, otherwise None (the learned
   <TIME_CONTEXT> embedding is used next frame). With several [SEG], the mask of the last one is returned (the
   reference overwrites earlier ones).
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from strvos_core.config import StreamingRVOSConfig
+from strvos_core.modeling.attention_click import attention_click, seg_image_attention
 from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
 from strvos_core.modeling.language import build_language_model, greedy_decode
 from strvos_core.modeling.vision import (
@@ -92,6 +95,8 @@ class StreamingRVOSModel(nn.Module):
         self.mlp1 = VisionProjector(config.vision.hidden_size, config.language.hidden_size, config.downsample_ratio)
         self.motion_encoder = build_motion_encoder(config.vision, config.downsample_ratio)  # None: no motion input
         self.language_model = build_language_model(config.language)
+        if config.grounding.attention_click:  # the [SEG] row's attention weights are read: sdpa returns none
+            self.language_model.set_attn_implementation("eager")
         self.grounding_encoder = GroundingModel(config.grounding)
         self.text_hidden_fcs = TextHiddenFcs(config.language.hidden_size, config.text_hidden_dim)
         self.tokenizer = None
@@ -200,8 +205,9 @@ class StreamingRVOSModel(nn.Module):
         with timer("llm"):
             ids = self.prompt_ids(expression, features.num_tiles, mode)
             embeds = self.prompt_embeddings(ids, features.image_tokens, state)
+            click_from = self.token_ids.seg if self.config.grounding.attention_click else None
             out = greedy_decode(self.language_model, embeds, max_new_tokens or self.config.max_new_tokens,
-                                self.token_ids.stop_ids)
+                                self.token_ids.stop_ids, attention_of=click_from)
             fed = torch.tensor(out.token_ids[:-1], device=self.device, dtype=torch.long)
             seg_hidden = out.fed_hidden[fed == self.token_ids.seg]
             text = self.tokenizer.decode(out.token_ids, skip_special_tokens=False).strip()
@@ -210,10 +216,15 @@ class StreamingRVOSModel(nn.Module):
         if num_seg == 0:
             empty = np.zeros((features.height, features.width), dtype=bool)
             return SegmentOutput(empty, 0.0, False, text, 0, None, timings)
+        click = None
+        if click_from is not None:  # where the kept [SEG] looked, as a click for SAM 2
+            kept = sorted(out.fed_attention)[0 if mode == "image" else -1]
+            attention = seg_image_attention(out.fed_attention[kept], ids[0] == self.token_ids.img_context)
+            click = attention_click(attention, self.config.grounding.image_size)
         sam = features.sam  # encoded here on the frame's first [SEG], timed by encode_frame's timer
         with timer("sam2"), self._autocast():
             prompt = self.text_hidden_fcs(seg_hidden[:1] if mode == "image" else seg_hidden[-1:])
-            pred = self.grounding_encoder.decode(sam, prompt)
+            pred = self.grounding_encoder.decode(sam, prompt, click)
             logits = F.interpolate(pred.low_res_logits, size=(features.height, features.width), mode="bilinear",
                                    align_corners=False)
             mask = (logits[0, 0].sigmoid() > 0.5).cpu().numpy()

@@ -101,6 +101,8 @@ def build_model(section: ModelSection):
         load_vision(model, section.vision_init)
     if section.motion_input and not model.config.vision.motion_input:
         add_motion_encoder(model)
+    if section.attention_click and not model.config.grounding.attention_click:
+        add_attention_click(model)
     model.attach_tokenizer(tokenizer)
     return model
 
@@ -118,6 +120,15 @@ def add_motion_encoder(model) -> None:
         encoder.project.weight.zero_()
         encoder.project.bias.zero_()
     model.motion_encoder = encoder.to(model.device, model.dtype)
+
+
+def add_attention_click(model) -> None:
+    """Switch on grounding.attention_click (the config checks that the model reads one whole-frame tile)."""
+    config = StreamingRVOSConfig.from_dict(model.config.to_dict())
+    config.grounding.attention_click = True
+    config.__post_init__()
+    model.config.grounding.attention_click = True
+    model.language_model.set_attn_implementation("eager")  # the [SEG] row's attention weights are read
 
 
 def trainable_parts(model: nn.Module, trainable: TrainableSection) -> dict[str, nn.Module]:

@@ -58,6 +58,9 @@ class ModelSection:
     # difference, its output projection zero so the model starts as it was); a random build takes it from
     # `overrides: {vision: {motion_input: true}}`
     motion_input: bool = False
+    # true: the model gains grounding.attention_click (SAM 2 also gets a click where the [SEG] attention peaks; no new
+    # weights, the decoder learns to use it); a random build may take it from `overrides` as well
+    attention_click: bool = False
 
 
 @dataclass

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from strvos_core.datasets.synthetic.vocabulary import MOTIONS
+from strvos_core.modeling.attention_click import attention_click, seg_image_attention
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens
 from strvos_core.processing import image as image_processing
@@ -126,7 +127,8 @@ class TrainingModel(nn.Module):
         if loss_config.seg_motion_weight > 0:  # which motion word the expression names
             heads["said_motion"] = nn.Linear(cfg.hidden_size, len(MOTIONS) + 1)
         self.training_heads = nn.ModuleDict(heads) if heads else None
-        if loss_config.seg_attention_weight > 0 or loss_config.state_attention_weight > 0:
+        if (loss_config.seg_attention_weight > 0 or loss_config.state_attention_weight > 0
+                or model.config.grounding.attention_click):
             model.language_model.set_attn_implementation("eager")  # sdpa returns no attention weights
 
     @property
@@ -160,7 +162,9 @@ class TrainingModel(nn.Module):
         sequences = [torch.cat([prompt, a]) for prompt, a in zip(prompts, answers, strict=True)]
         starts = [len(prompt) for prompt in prompts]
         shared = _shared_prefix(sequences, model.token_ids.time_context, min(starts) - 1)
-        want_attention = self.loss_config.seg_attention_weight > 0 or self.loss_config.state_attention_weight > 0
+        clicks = model.config.grounding.attention_click
+        want_attention = (self.loss_config.seg_attention_weight > 0 or self.loss_config.state_attention_weight > 0
+                          or clicks)
         last_layer = model.language_model.model.layers[-1]
         wants_input = (self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
                        or self.loss_config.seg_motion_weight > 0 or self.keep_image_inputs)
@@ -199,12 +203,13 @@ class TrainingModel(nn.Module):
             seg = int(seg_positions[0]) - shared
             seg_hidden = hidden[seg][None]
             prompt_token = model.text_hidden_fcs(seg_hidden)
-            low_res = model.grounding_encoder.predict_mask(sam, prompt_token).low_res_logits if sam is not None \
-                else None
-            seg_attention = state_attention = None
-            if self.loss_config.seg_attention_weight > 0:  # [heads, rest, shared + rest] -> the [SEG] row over the
-                row = llm_out.attentions[-1][b, :, seg, :shared].mean(dim=0)[image_slots]  # image tokens, renormalised
-                seg_attention = row / row.sum().clamp_min(1e-12)
+            # [heads, rest, shared + rest] -> the [SEG] row over the image tokens (the heads' mean, renormalised)
+            attention = seg_image_attention(llm_out.attentions[-1][b, :, seg], image_slots) if want_attention else None
+            click = attention_click(attention, model.config.grounding.image_size) if clicks else None
+            low_res = model.grounding_encoder.predict_mask(sam, prompt_token, click).low_res_logits \
+                if sam is not None else None
+            seg_attention = attention if self.loss_config.seg_attention_weight > 0 else None
+            state_attention = None
             if self.loss_config.state_attention_weight > 0 and state is not None:
                 slot = int(torch.nonzero(ids == model.token_ids.time_context)[0])
                 state_attention = torch.stack([a[b, :, seg, slot].mean() for a in llm_out.attentions]).mean()

@@ -176,6 +176,9 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     motion = bool(extension.get("vision_motion_input", False))
     if motion:
         vision_name += " and a motion encoder reading the previous frame"
+    grounding_name = "SAM 2 hiera"
+    if extension.get("sam2_attention_click", False):
+        grounding_name += ", which also gets a click where the [SEG] token's attention peaks"
     ablation = ("the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's\n[SEG] hidden state"
                 + (", and no previous frame to the motion encoder" if motion else "")
                 + ": what the streaming memory buys.")
@@ -184,7 +187,7 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
                    "\nwhose README gives its steps and time (not counted above).\n")
     card = f"""# strvos-synthetic-tiny
 
-The StreamingRVOS architecture ({vision_name} + Qwen2 + SAM 2 hiera, joined by [SEG]) at a tiny size, trained from
+The StreamingRVOS architecture ({vision_name} + Qwen2 + {grounding_name}, joined by [SEG]) at a tiny size, trained from
 random weights on this repository's synthetic referring-video world only. It is the embedded default that the
 demo runs; it knows coloured shapes on a plain background, not the real world.
 

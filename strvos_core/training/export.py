@@ -45,15 +45,23 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
              for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out_file), metadata={"grounding": json.dumps(model.config.grounding.__dict__)})
+    save_file(state, str(out_file), metadata={"grounding": json.dumps(_grounding_signature(model))})
     return out_file
+
+
+def _grounding_signature(model) -> dict:
+    """What saved SAM 2 weights must match: SAM 2's build config. `attention_click` chooses a prompt, not weights: it is
+    left out, so files saved before the field existed still match."""
+    grounding = json.loads(json.dumps(model.config.grounding.__dict__))
+    grounding.pop("attention_click", None)
+    return grounding
 
 
 def load_grounding(model, path: str | Path) -> None:
     """Overwrite `model`'s SAM 2 with an `export_grounding` file (cast to the model's dtype); the SAM 2 configs
     must match."""
-    _load_part(model, path, "model.grounding_init", "grounding", json.loads(json.dumps(model.config.grounding.__dict__)),
-               (GROUNDING_PREFIX,), "SAM 2")
+    _load_part(model, path, "model.grounding_init", "grounding", _grounding_signature(model), (GROUNDING_PREFIX,),
+               "SAM 2")
 
 
 VISION_PREFIXES = ("vision_model.", "mlp1.")

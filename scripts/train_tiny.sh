@@ -18,6 +18,8 @@
 #            heads on the image tokens and the [SEG] query (configs/train/motion/query_motion.yaml)
 #   stage 1m stage 1c's recipe on all kinds from stage QM             (configs/train/motion/stage1_motion.yaml)
 #            (a clip stage after it, configs/train/motion/stage2_motion.yaml, scored lower: not run here)
+#   stage 1a SAM 2 also gets a click where the [SEG] attention peaks (grounding.attention_click); stage 1m's recipe
+#            from stage 1m, the decoder learning to use both prompts      (configs/train/click/stage1_click.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
@@ -102,7 +104,9 @@ fi
 train configs/train/motion/query_motion.yaml runs/tiny_qm
 strvos convert --checkpoint runs/tiny_qm --out runs/tiny_qm/export
 train configs/train/motion/stage1_motion.yaml runs/tiny_s1m
-strvos convert --checkpoint runs/tiny_s1m --out "$MODEL" --dtype float16
+strvos convert --checkpoint runs/tiny_s1m --out runs/tiny_s1m/export
+train configs/train/click/stage1_click.yaml runs/tiny_s1a
+strvos convert --checkpoint runs/tiny_s1a --out "$MODEL" --dtype float16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -110,11 +114,11 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-LAST=runs/tiny_s1m
+LAST=runs/tiny_s1a
 python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
-MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m)
+MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a)
 RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
 if [ ! -f runs/tiny_s2m/log.jsonl ] && [ -f "$S2M/scores.json" ]; then
   EARLIER=(--earlier "$S2M/scores.json"); RUNS=("${MOTION_RUNS[@]}")

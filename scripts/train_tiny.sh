@@ -20,6 +20,7 @@
 #            (a clip stage after it, configs/train/motion/stage2_motion.yaml, scored lower: not run here)
 #   stage 1a SAM 2 also gets a click where the [SEG] attention peaks (grounding.attention_click); stage 1m's recipe
 #            from stage 1m, the decoder learning to use both prompts      (configs/train/click/stage1_click.yaml)
+#   stage QA stage QM's recipe (the LLM alone) from stage 1a: the attention places the click (query_click.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
@@ -106,7 +107,9 @@ strvos convert --checkpoint runs/tiny_qm --out runs/tiny_qm/export
 train configs/train/motion/stage1_motion.yaml runs/tiny_s1m
 strvos convert --checkpoint runs/tiny_s1m --out runs/tiny_s1m/export
 train configs/train/click/stage1_click.yaml runs/tiny_s1a
-strvos convert --checkpoint runs/tiny_s1a --out "$MODEL" --dtype float16
+strvos convert --checkpoint runs/tiny_s1a --out runs/tiny_s1a/export
+train configs/train/click/query_click.yaml runs/tiny_qa
+strvos convert --checkpoint runs/tiny_qa --out "$MODEL" --dtype float16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -114,11 +117,11 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-LAST=runs/tiny_s1a
+LAST=runs/tiny_qa
 python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
-MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a)
+MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa)
 RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
 if [ ! -f runs/tiny_s2m/log.jsonl ] && [ -f "$S2M/scores.json" ]; then
   EARLIER=(--earlier "$S2M/scores.json"); RUNS=("${MOTION_RUNS[@]}")

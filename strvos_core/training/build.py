@@ -124,9 +124,9 @@ def add_motion_encoder(model) -> None:
 
 def add_attention_click(model) -> None:
     """Switch on grounding.attention_click (the config checks that the model reads one whole-frame tile)."""
-    config = StreamingRVOSConfig.from_dict(model.config.to_dict())
-    config.grounding.attention_click = True
-    config.__post_init__()
+    data = model.config.to_dict()
+    data["grounding"]["attention_click"] = True
+    StreamingRVOSConfig.from_dict(data)  # refuses a tiled model before anything changes
     model.config.grounding.attention_click = True
     model.language_model.set_attn_implementation("eager")  # the [SEG] row's attention weights are read
 

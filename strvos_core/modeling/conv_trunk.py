@@ -51,7 +51,8 @@ class ConvVisionTrunk(nn.Module):
         self.project = nn.Conv2d(widths[-1], out_dim, 1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = self.stem(pixel_values)
+        # channels-last activations: the CPU conv kernels run faster on them (benchmarks/tiny_default_cpu.md)
+        x = self.stem(pixel_values.contiguous(memory_format=torch.channels_last))
         for block in self.levels:
             x = block(F.max_pool2d(x, 2))
         x = self.project(F.adaptive_avg_pool2d(x, self.side))

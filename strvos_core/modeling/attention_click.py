@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from strvos_core.modeling.vision import token_grid_side
+
 
 def seg_image_attention(row: torch.Tensor, image_slots: torch.Tensor) -> torch.Tensor:
     """[heads, keys] last-layer attention of the [SEG] row, [keys] bool image-token slots -> [image tokens], the
@@ -21,10 +23,7 @@ def seg_image_attention(row: torch.Tensor, image_slots: torch.Tensor) -> torch.T
 def attention_click(attention: torch.Tensor, image_size: int) -> torch.Tensor:
     """[side * side] attention over a whole-frame token grid (row-major) -> [2] (x, y) in pixels of SAM 2's
     `image_size` input."""
-    side = int(round(attention.numel() ** 0.5))
-    if side * side != attention.numel():
-        raise ValueError(f"attention_click needs a square token grid (one whole-frame tile), got {attention.numel()} "
-                         "image tokens")
+    side = token_grid_side(attention.numel(), "grounding.attention_click")
     grid = attention.detach().float().reshape(side, side)
     row, col = divmod(int(grid.argmax()), side)
     r0, r1, c0, c1 = max(row - 1, 0), min(row + 2, side), max(col - 1, 0), min(col + 2, side)

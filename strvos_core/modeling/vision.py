@@ -112,3 +112,13 @@ def vit_features(vision_model: nn.Module, pixel_values: torch.Tensor, config: St
     hidden = hidden.reshape(hidden.shape[0], side, side, -1)
     hidden = pixel_shuffle(hidden, config.downsample_ratio, config.ps_version)
     return hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])
+
+
+def token_grid_side(count: int, option: str) -> int:
+    """The side of the square grid `count` image tokens form; only one whole-frame tile forms one (`option` names
+    what needs it in the error)."""
+    side = int(round(count ** 0.5))
+    if side * side != count:
+        raise ValueError(f"{option} needs a square token grid, i.e. one whole-frame tile (model.max_dynamic_patch: 1, "
+                         f"no thumbnail); got {count} image tokens")
+    return side

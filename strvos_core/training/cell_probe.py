@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from strvos_core.datasets.synthetic.vocabulary import ATTRIBUTE_VALUES, ATTRIBUTES
+from strvos_core.modeling.vision import token_grid_side
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool
-from strvos_core.training.forward import TrainingModel, layer_inputs, token_grid_side
+from strvos_core.training.forward import TrainingModel, layer_inputs
 from strvos_core.training.motion import STEP_CLASSES
 
 MOTION_ROW = "motion step"

@@ -27,7 +27,7 @@ from transformers import DynamicCache
 from strvos_core.datasets.synthetic.vocabulary import MOTIONS
 from strvos_core.modeling.attention_click import attention_click, seg_image_attention
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
-from strvos_core.modeling.vision import image_tokens
+from strvos_core.modeling.vision import image_tokens, token_grid_side
 from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import STOP_WORDS
 from strvos_core.training import losses
@@ -500,12 +500,3 @@ def _shared_prefix(sequences: list[torch.Tensor], time_context: int, limit: int)
     differs = torch.nonzero(~same).flatten()
     shared = int(differs[0]) if differs.numel() else shortest
     return max(min(shared, limit), 1)
-
-
-def token_grid_side(count: int, option: str) -> int:
-    """The side of the square grid `count` image tokens form; only one whole-frame tile forms one."""
-    side = int(round(count ** 0.5))
-    if side * side != count:
-        raise ValueError(f"{option} needs one whole-frame tile (model.max_dynamic_patch: 1, no thumbnail); "
-                         f"got {count} image tokens")
-    return side

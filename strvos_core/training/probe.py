@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from strvos_core.metrics.region import jaccard_per_frame
+from strvos_core.modeling.vision import token_grid_side
 from strvos_core.training import checkpointing
 from strvos_core.training.data import SyntheticPool, low_res_mask
-from strvos_core.training.forward import TrainingModel, mask_centre, token_grid_side, value_contributions
+from strvos_core.training.forward import TrainingModel, mask_centre, value_contributions
 
 
 def _held_out_r2(features: np.ndarray, goal: np.ndarray, ridge: float = 0.1) -> float:

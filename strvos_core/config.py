@@ -93,12 +93,23 @@ class GroundingConfig:
     # scratch finds the target (its attention) better than it can say where it is (the [SEG] state); SAM 2 follows
     # a click better than any token. Needs one whole-frame tile (the token grid is then the frame's grid).
     attention_click: bool = False
+    # SAM 2's own absent-object gate (`pred_obj_scores` in its `_forward_sam_heads`), which the reference comments
+    # out (REFERENCE_SPEC.md section 3, step 4): a [SEG] mask whose object score logit is <= 0 comes back empty, the
+    # target judged out of view. Off by default, as in the reference; on for a model whose object score was trained
+    # for it (training `loss.object_score_weight`).
+    object_score_gate: bool = False
+    # Ours: > 0 brings SAM 2's low-res mask to the frame with a colour guided filter of this radius (frame pixels)
+    # instead of the reference's bilinear resize alone, so a small SAM 2's coarse grid gets the frame's edges
+    # (modeling/mask_refine.py). 0: the reference's resize.
+    mask_refine_radius: int = 0
 
     def __post_init__(self) -> None:
         if self.sam2_variant not in SAM2_VARIANTS:
             raise StrvosError(f"unknown sam2_variant {self.sam2_variant!r}; choose one of {sorted(SAM2_VARIANTS)}")
         if self.image_size % 32 or self.image_size < 128:
             raise StrvosError(f"SAM 2 image_size must be a multiple of 32 and >= 128, got {self.image_size}")
+        if not isinstance(self.mask_refine_radius, int) or self.mask_refine_radius < 0:
+            raise StrvosError(f"mask_refine_radius must be an integer >= 0, got {self.mask_refine_radius!r}")
         if not isinstance(self.sam2_overrides, dict) or not all(isinstance(k, str) for k in self.sam2_overrides):
             raise StrvosError(f"sam2_overrides must map config paths to values, got {self.sam2_overrides!r}")
 

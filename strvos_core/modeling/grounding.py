@@ -6,7 +6,9 @@ initial conditioning frame with `directly_add_no_mem_embed`; memory attention ne
 encoder embeds one padding point (label -1) plus its own pad point -> two "not a point" tokens, the language
 embedding is appended as the third sparse token, dense = no_mask_embed, the mask decoder runs with multimask output
 and the mask with the highest predicted IoU is kept: low-res logits of image_size/4. With `grounding.attention_click`
-(ours) a positive click where the [SEG] attention peaked takes the first padding point's place.
+(ours) a positive click where the [SEG] attention peaked takes the first padding point's place. With
+`grounding.object_score_gate` a mask whose object score logit is <= 0 comes back empty, as SAM 2's own
+`_forward_sam_heads` does and the reference's copy of it does not.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import torch
 from torch import nn
 
 from strvos_core.config import SAM2_VARIANTS, GroundingConfig
+
+NO_OBJECT_LOGIT = -1024.0  # SAM 2's NO_OBJ_SCORE: every pixel of a gated mask far below the 0 threshold
 
 
 def build_sam2_model(config: GroundingConfig) -> nn.Module:
@@ -57,6 +61,7 @@ class GroundingModel(nn.Module):
         self.sam2_model = build_sam2_model(config)
         self.image_size = config.image_size
         self.hidden_dim = self.sam2_model.hidden_dim
+        self.config = config  # the model config's own section: switching the gate there switches it here
 
     @torch.no_grad()
     def encode_image(self, image: torch.Tensor) -> ImageFeatures:
@@ -79,8 +84,12 @@ class GroundingModel(nn.Module):
                click: torch.Tensor | None = None) -> MaskPrediction:
         """One [1, 256] language embedding -> the best of three masks (reference `_forward_sam_heads`). `click`,
         [2] (x, y) in pixels of SAM 2's input, is a positive click in the padding point's place
-        (`grounding.attention_click`; None: the reference's prompt)."""
-        return self.predict_mask(features, language_embedding, click)
+        (`grounding.attention_click`; None: the reference's prompt). With `grounding.object_score_gate` a mask whose
+        object score logit is <= 0 is replaced by an empty one (all logits NO_OBJECT_LOGIT); its scores are kept."""
+        pred = self.predict_mask(features, language_embedding, click)
+        if self.config.object_score_gate and not bool(pred.object_score_logit[0] > 0):
+            pred.low_res_logits = torch.full_like(pred.low_res_logits, NO_OBJECT_LOGIT)
+        return pred
 
     def predict_mask(self, features: ImageFeatures, language_embedding: torch.Tensor,
                      click: torch.Tensor | None = None) -> MaskPrediction:

@@ -103,6 +103,8 @@ def build_model(section: ModelSection):
         add_motion_encoder(model)
     if section.attention_click and not model.config.grounding.attention_click:
         add_attention_click(model)
+    if section.object_score_gate:
+        model.config.grounding.object_score_gate = True  # inference only: training decodes ungated (predict_mask)
     model.attach_tokenizer(tokenizer)
     return model
 

@@ -61,6 +61,9 @@ class ModelSection:
     # true: the model gains grounding.attention_click (SAM 2 also gets a click where the [SEG] attention peaks; no new
     # weights, the decoder learns to use it); a random build may take it from `overrides` as well
     attention_click: bool = False
+    # true: the model gains grounding.object_score_gate (SAM 2's object score empties the mask of a target judged out
+    # of view; train it with loss.object_score_weight)
+    object_score_gate: bool = False
 
 
 @dataclass
@@ -134,6 +137,9 @@ class LossSection:
     # the [SEG] path's mask loss (BCE + Dice) relative to the reference's weights; 0 while a teacher trains the
     # decoder alone (a decoder trained on uninformative [SEG] tokens learns to ignore every language token)
     seg_mask_weight: float = 1.0
+    # > 0: SAM 2's object score of each decoded [SEG] mask learns whether the target is in view (BCE, as SAM 2's own
+    # training), and the mask losses then score only targets in view (SAM 2 scores masks only where the object is)
+    object_score_weight: float = 0.0
     iou_weight: float = 1.0  # stage "promptable": SAM's IoU head, MSE toward each candidate's actual IoU
     # how a ground-truth mask is taken to the low-res logits' size for the [SEG] and click losses: "nearest" (the
     # reference) or "area" (each cell's share of the object). A perfect fit of nearest's target scores J&F 0.72 at
@@ -232,6 +238,12 @@ class DataSection:
     corrective_fraction: float = 0.5  # of the clicks: followed by a corrective second click
     exemplar_fraction: float = 0.0  # of the prompts: exemplars (SAM 2's embedding of the object, training/promptable.py)
     answers: tuple[str, ...] = ("Sure, [SEG].", "It is [SEG].", "[SEG].")
+    # stage "image": up to this many more targets per sample whose object is out of view (or hidden) in the frame,
+    # drawn from the same video's expressions and answered `absent_answer`: without [SEG] (an empty mask, as the
+    # reference's no-target answers) or with one (SAM 2's object score decides: loss.object_score_weight).
+    # 0 = off: every target of a sample is in view (the reference's frames).
+    absent_per_sample: int = 0
+    absent_answer: str = "No."
 
     def expression_kinds(self) -> tuple[str, ...]:
         if self.kinds:
@@ -335,7 +347,8 @@ def validate(config: TrainConfig) -> None:
     need(min(ls.lm_weight, ls.bce_weight, ls.dice_weight, ls.click_weight, ls.seg_click_weight, ls.seg_exemplar_weight,
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
              ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight,
-             ls.state_candidates_weight, ls.state_attention_weight, ls.motion_cell_weight, ls.seg_motion_weight) >= 0,
+             ls.state_candidates_weight, ls.state_attention_weight, ls.motion_cell_weight, ls.seg_motion_weight,
+             ls.object_score_weight) >= 0,
          "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")
@@ -380,6 +393,10 @@ def validate(config: TrainConfig) -> None:
     need(all(k in EXPRESSION_KINDS for k in d.kinds), f"data.kinds must be among {EXPRESSION_KINDS}, got {d.kinds}")
     need(bool(d.answers) and all(a.count("[SEG]") == 1 for a in d.answers),
          "data.answers must be a non-empty list of answers with exactly one [SEG] each")
+    need(d.absent_per_sample >= 0, f"data.absent_per_sample must be >= 0, got {d.absent_per_sample}")
+    need(d.absent_per_sample == 0 or (d.stage == "image" and bool(d.absent_answer.strip())
+                                      and d.absent_answer.count("[SEG]") <= 1),
+         "data.absent_per_sample needs stage image and an absent_answer with one [SEG] or none")
     r = config.run
     need(r.steps >= 1 and r.save_every >= 1 and r.keep_checkpoints >= 1 and r.log_every >= 1,
          "run needs steps, save_every, keep_checkpoints and log_every >= 1")

@@ -129,10 +129,14 @@ class SyntheticPool:
                 break
         else:
             raise RuntimeError(f"no synthetic video among {self.config.num_videos} has an expression of kinds {kinds}")
+        visible: list[tuple[str, int, str]] = []
+        absent: list[tuple[str, int, str]] = []
         if self.config.stage == "image":
             frame = self._visible_frame(video, options, rng)
             chosen = [frame]
-            options = [e for e in options if (video.labels[frame] == e[1]).any()] or options
+            visible = [e for e in options if (video.labels[frame] == e[1]).any()]
+            absent = [e for e in options if e not in visible]
+            options = visible or options
         else:
             chosen = self._clip_frames(len(video.frames), rng)
         targets = []
@@ -143,6 +147,9 @@ class SyntheticPool:
         # drawn last and only when asked for, so the samples of configs without it stay what they were
         blind = [t > 0 and bool(rng.random() < self.config.llm_blind_fraction) for t in range(len(chosen))] \
             if self.config.llm_blind_fraction > 0 else []
+        if self.config.absent_per_sample and visible and absent:  # drawn last: samples without it stay as they were
+            for text, obj_id, _ in _pick(absent, self.config.absent_per_sample, rng):
+                targets.append(Target(text, self.config.absent_answer, [video.labels[i] == obj_id for i in chosen]))
         return Sample([video.frames[i] for i in chosen], targets, video_index, clicks,
                       [video.labels[i] for i in chosen], video.attributes, blind=blind,
                       previous=[video.frames[i - 1] if i > 0 else None for i in chosen],

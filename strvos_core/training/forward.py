@@ -51,10 +51,13 @@ from strvos_core.training.teacher import ExpressionTeacher
 
 @dataclass
 class FrameOutput:
-    low_res_logits: torch.Tensor  # [1, 1, S/4, S/4]
+    """One target on one frame. An answer without [SEG] (data.absent_answer: the target out of view) has only the
+    language-model fields; everything from `low_res_logits` to the [SEG] ones is None."""
+
+    low_res_logits: torch.Tensor | None  # [1, 1, S/4, S/4] (None also when SAM 2 does not run)
     lm_loss_sum: torch.Tensor
     lm_tokens: int
-    seg_hidden: torch.Tensor  # [1, Cl], with grad
+    seg_hidden: torch.Tensor | None  # [1, Cl], with grad
     state_in: torch.Tensor | None  # what was written over <TIME_CONTEXT>
     prompt: torch.Tensor | None = None  # [1, 256] text_hidden_fcs(seg_hidden): SAM 2's language token
     seg_attention: torch.Tensor | None = None  # [image tokens] last-layer [SEG] attention (loss.seg_attention_weight)
@@ -62,6 +65,7 @@ class FrameOutput:
     seg_query_state: torch.Tensor | None = None  # [Cl] the [SEG] state entering the last layer (its query's source)
     image_inputs: torch.Tensor | None = None  # [image tokens, Cl] the last layer's input there (keep_image_inputs)
     state_attention: torch.Tensor | None = None  # [] [SEG]'s attention on <TIME_CONTEXT>, mean of layers and heads
+    object_score_logit: torch.Tensor | None = None  # [1] SAM 2's object score of the decoded mask
 
 
 @contextmanager
@@ -198,16 +202,19 @@ class TrainingModel(nn.Module):
             logits = model.language_model.lm_head(answer_states)
             lm_sum, lm_tokens = losses.answer_cross_entropy(logits, ids[start:])
             seg_positions = torch.nonzero(ids == model.token_ids.seg).flatten()
+            if seg_positions.numel() == 0:  # "not in view": the answer is all there is to learn
+                outputs.append(FrameOutput(None, lm_sum, lm_tokens, None, state))
+                continue
             if seg_positions.numel() != 1:
-                raise ValueError(f"training answer must hold exactly one [SEG], found {seg_positions.numel()}")
+                raise ValueError(f"training answer must hold one [SEG] or none, found {seg_positions.numel()}")
             seg = int(seg_positions[0]) - shared
             seg_hidden = hidden[seg][None]
             prompt_token = model.text_hidden_fcs(seg_hidden)
             # [heads, rest, shared + rest] -> the [SEG] row over the image tokens (the heads' mean, renormalised)
             attention = seg_image_attention(llm_out.attentions[-1][b, :, seg], image_slots) if want_attention else None
             click = attention_click(attention, model.config.grounding.image_size) if clicks else None
-            low_res = model.grounding_encoder.predict_mask(sam, prompt_token, click).low_res_logits \
-                if sam is not None else None
+            pred = model.grounding_encoder.predict_mask(sam, prompt_token, click) if sam is not None else None
+            low_res = pred.low_res_logits if pred is not None else None
             seg_attention = attention if self.loss_config.seg_attention_weight > 0 else None
             state_attention = None
             if self.loss_config.state_attention_weight > 0 and state is not None:
@@ -216,7 +223,8 @@ class TrainingModel(nn.Module):
             seg_query_state = last_input[1][b, seg] if last_input else None
             outputs.append(FrameOutput(low_res, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
                                        image_values, seg_query_state,
-                                       image_inputs if self.keep_image_inputs else None, state_attention))
+                                       image_inputs if self.keep_image_inputs else None, state_attention,
+                                       pred.object_score_logit if pred is not None else None))
         return outputs
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
@@ -260,6 +268,8 @@ class TrainingModel(nn.Module):
         said_losses: list[torch.Tensor] = []
         candidate_losses: list[torch.Tensor] = []
         state_attention_losses: list[torch.Tensor] = []
+        object_scores: list[torch.Tensor] = []
+        in_view: list[bool] = []
         motion_cell_losses: list[torch.Tensor] = []
         said_motion_losses: list[torch.Tensor] = []
         distill: list[torch.Tensor] = []
@@ -294,6 +304,12 @@ class TrainingModel(nn.Module):
                     outputs[k].append(out)
                     lm_sum = lm_sum + out.lm_loss_sum
                     lm_tokens += out.lm_tokens
+                    if out.seg_hidden is None:  # answered "not in view": no [SEG], so no mask and no state
+                        states[k] = None
+                        continue
+                    if out.object_score_logit is not None and self.loss_config.object_score_weight > 0:
+                        object_scores.append(out.object_score_logit.reshape(()))
+                    in_view.append(bool(target.masks[t].any()))
                     logits.append(out.low_res_logits)
                     targets.append(low_res_mask(target.masks[t], cfg, self.loss_config.mask_target))
                     if self.word_head is not None:  # on SAM 2's prompt token: what the decoder actually sees
@@ -328,7 +344,10 @@ class TrainingModel(nn.Module):
                     states[k] = out.seg_hidden if self.loss_config.state_grad else out.seg_hidden.detach()
             self.last_frames.extend(outputs)
         lm = lm_sum / max(lm_tokens, 1)
-        if logits[0] is not None:
+        if object_scores:  # SAM 2 scores masks only where the object is; its object score learns where that is
+            keep = [k for k, visible in enumerate(in_view) if visible]
+            logits, targets = [logits[k] for k in keep], [targets[k] for k in keep]
+        if logits and logits[0] is not None:
             bce, dice = losses.mask_losses(torch.cat(logits), torch.stack(targets).to(logits[0].device),
                                            self.loss_config, generator)
         else:  # an LLM-side stage (no loss looks at SAM 2): no masks were decoded
@@ -354,7 +373,9 @@ class TrainingModel(nn.Module):
                  ("state_candidates", candidate_losses, self.loss_config.state_candidates_weight),
                  ("state_attention", state_attention_losses, self.loss_config.state_attention_weight),
                  ("motion_cells", motion_cell_losses, self.loss_config.motion_cell_weight),
-                 ("said_motion", said_motion_losses, self.loss_config.seg_motion_weight))
+                 ("said_motion", said_motion_losses, self.loss_config.seg_motion_weight),
+                 ("object_score", [losses.object_score_loss(torch.stack(object_scores), in_view)]
+                  if object_scores else [], self.loss_config.object_score_weight))
         for name, values, weight in extra:  # only the terms the config turned on (and had something to score)
             if values:
                 out[name] = torch.stack(values).mean()

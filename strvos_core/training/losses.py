@@ -114,3 +114,10 @@ def best_candidate_loss(config: LossSection, logits: torch.Tensor, goals: torch.
 def combine(config: LossSection, lm: torch.Tensor, bce: torch.Tensor, dice: torch.Tensor) -> LossTerms:
     total = config.lm_weight * lm + config.seg_mask_weight * weighted_mask_loss(config, bce, dice)
     return LossTerms(total, lm, bce, dice)
+
+
+def object_score_loss(logits: torch.Tensor, in_view: list[bool]) -> torch.Tensor:
+    """SAM 2's object score loss: BCE of each decoded mask's object score logit [N] against its target being in view
+    (SAM 2 trains it with a sigmoid focal loss; plain BCE here, the classes being far less unbalanced)."""
+    goal = torch.tensor(in_view, dtype=torch.float32, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), goal)

@@ -61,7 +61,7 @@ def probe(run: str | Path, frames: int = 120, seed: int = 777,
     trainer.keep_image_inputs = True
     data = dataclasses.replace(config.data, seed=seed, stage="image", clicks_per_frame=0,
                                expressions_per_sample=max(config.data.expressions_per_sample, 4),
-                               kinds=tuple(kinds))
+                               kinds=tuple(kinds), absent_per_sample=0)
     pool = SyntheticPool(data)
     own, other, cosines, states, tokens, centres = [], [], [], [], [], []
     mass, uniform, at_centre, attended, read = [], [], [], [], []

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grounding-only", action="store_true",
                         help="write SAM 2's weights alone to --out (a .safetensors file) for model.grounding_init: "
                              "what a stage-0 (promptable) run hands the next stage")
+    parser.add_argument("--mask-refine-radius", type=int, default=None, metavar="PIXELS",
+                        help="write grounding.mask_refine_radius into the export's config (an inference setting: "
+                             "SAM 2's mask brought to the frame by a colour guided filter of this radius; 0 turns it "
+                             "off; default: as the checkpoint has it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.grounding_only:
+            if args.mask_refine_radius is not None:
+                raise StrvosError("--mask-refine-radius sets the whole model's config: not with --grounding-only")
             out = export_grounding(args.checkpoint, args.out, args.dtype)
         else:
-            out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+            out = export_checkpoint(args.checkpoint, args.out, args.dtype, args.mask_refine_radius)
     except StrvosError as error:
         print(f"strvos convert: error: {error}", file=sys.stderr)
         return 2

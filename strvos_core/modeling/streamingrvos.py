@@ -29,6 +29,7 @@ from strvos_core.config import StreamingRVOSConfig
 from strvos_core.modeling.attention_click import attention_click, seg_image_attention
 from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
 from strvos_core.modeling.language import build_language_model, greedy_decode
+from strvos_core.modeling.mask_refine import refine_mask
 from strvos_core.modeling.vision import (
     VisionProjector,
     build_motion_encoder,
@@ -56,10 +57,12 @@ class FrameFeatures:
     CPU. The reference encodes only the frames it decodes too; the features are the same either way."""
 
     def __init__(self, height: int, width: int, num_tiles: int, image_tokens: torch.Tensor,
-                 sam: ImageFeatures | Callable[[], ImageFeatures], tiles: torch.Tensor | None = None) -> None:
+                 sam: ImageFeatures | Callable[[], ImageFeatures], tiles: torch.Tensor | None = None,
+                 rgb: np.ndarray | None = None) -> None:
         self.height, self.width, self.num_tiles = height, width, num_tiles
         self.image_tokens = image_tokens  # [num_tiles * 256, Cl]
         self.tiles = tiles  # [num_tiles, 3, S, S] on the model's device: the next frame's motion input (else None)
+        self.rgb = rgb  # the uint8 RGB frame, kept for grounding.mask_refine_radius (else None)
         self._sam, self._encode_sam = (None, sam) if callable(sam) else (sam, None)
 
     @property
@@ -155,7 +158,8 @@ class StreamingRVOSModel(nn.Module):
         with timer("vision"):
             tokens = self.encode_tiles(tiles, previous_tiles)
         return FrameFeatures(frame.shape[0], frame.shape[1], tiles.shape[0], tokens.reshape(-1, tokens.shape[-1]),
-                             lambda: self.encode_sam(frame, timer), tiles if self.uses_previous_frame else None)
+                             lambda: self.encode_sam(frame, timer), tiles if self.uses_previous_frame else None,
+                             frame if cfg.grounding.mask_refine_radius else None)
 
     @torch.no_grad()
     def encode_sam(self, frame: np.ndarray, timer: _Timer | None = None) -> ImageFeatures:
@@ -227,7 +231,12 @@ class StreamingRVOSModel(nn.Module):
             pred = self.grounding_encoder.decode(sam, prompt, click)
             logits = F.interpolate(pred.low_res_logits, size=(features.height, features.width), mode="bilinear",
                                    align_corners=False)
-            mask = (logits[0, 0].sigmoid() > 0.5).cpu().numpy()
+            probability = logits[0, 0].sigmoid()
+            radius = self.config.grounding.mask_refine_radius
+            if radius and features.rgb is not None:  # the frame's edges (ours); else the reference's threshold
+                mask = refine_mask(probability.float().cpu().numpy(), features.rgb, radius)
+            else:
+                mask = (probability > 0.5).cpu().numpy()
             score = float((pred.iou * pred.object_score_logit.sigmoid()).clamp(0, 1)[0])
         return SegmentOutput(mask, score, True, text, num_seg, new_state, timings)
 

@@ -1,6 +1,7 @@
 """Training checkpoint -> HF-format export (LoRA merged), readable by `strvos_core.checkpoint.load_model`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,11 +21,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise StrvosError(f"{path} is neither a training checkpoint nor a run directory with checkpoints/")
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str | None = None) -> Path:
-    """`dtype` (e.g. "float16") is the stored precision of the weights; None keeps the training dtype."""
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str | None = None,
+                      mask_refine_radius: int | None = None) -> Path:
+    """`dtype` (e.g. "float16") is the stored precision of the weights; None keeps the training dtype.
+    `mask_refine_radius` (an inference setting, not trained) is written into the export's config; None keeps it."""
     from strvos_core.checkpoint import save_checkpoint
 
     model = checkpointing.load_model(resolve_checkpoint(checkpoint))
+    if mask_refine_radius is not None:  # replace() validates it; the model's own config section is then set
+        checked = dataclasses.replace(model.config.grounding, mask_refine_radius=mask_refine_radius)
+        model.config.grounding.mask_refine_radius = checked.mask_refine_radius
     merge_lora(model)
     return save_checkpoint(model, model.tokenizer, out_dir, dtype)
 
@@ -50,10 +56,12 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
 
 
 def _grounding_signature(model) -> dict:
-    """What saved SAM 2 weights must match: SAM 2's build config. `attention_click` chooses a prompt, not weights: it is
-    left out, so files saved before the field existed still match."""
+    """What saved SAM 2 weights must match: SAM 2's build config. `attention_click` chooses a prompt,
+    `object_score_gate` and `mask_refine_radius` what is done with the decoder's output, not weights: they are left
+    out, so files saved before the fields existed still match."""
     grounding = json.loads(json.dumps(model.config.grounding.__dict__))
-    grounding.pop("attention_click", None)
+    for inference_only in ("attention_click", "object_score_gate", "mask_refine_radius"):
+        grounding.pop(inference_only, None)
     return grounding
 
 

@@ -179,6 +179,11 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     grounding_name = "SAM 2 hiera"
     if extension.get("sam2_attention_click", False):
         grounding_name += ", which also gets a click where the [SEG] token's attention peaks"
+    if extension.get("sam2_object_score_gate", False):
+        grounding_name += "; its object score empties the mask of a target it judges out of view"
+    if extension.get("sam2_mask_refine_radius", 0):
+        grounding_name += (f"; its mask is brought to the frame by a colour guided filter of radius "
+                           f"{extension['sam2_mask_refine_radius']} px")
     ablation = ("the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's\n[SEG] hidden state"
                 + (", and no previous frame to the motion encoder" if motion else "")
                 + ": what the streaming memory buys.")

@@ -122,3 +122,13 @@ def test_from_scratch_losses_resume_identically_with_the_training_only_heads(mic
     assert main(["convert", "--checkpoint", str(tmp_path / "resumed"), "--out", str(export), "--dtype", "float16"]) == 0
     exported = load_model(export).state_dict()
     assert not any(name in k for k in exported for name in ("word_head", "teacher", "attributes", "seg_position"))
+
+
+def test_convert_writes_the_radius_and_refuses_a_negative_one(micro_config, tmp_path, capsys):
+    train(micro_config(run={"steps": 1}), tmp_path / "run", progress=False)
+    out = tmp_path / "export"
+    assert main(["convert", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--mask-refine-radius", "6"]) == 0
+    assert load_model(out).config.grounding.mask_refine_radius == 6
+    assert main(["convert", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--mask-refine-radius",
+                 "-1"]) == 2
+    assert "mask_refine_radius" in capsys.readouterr().err

@@ -21,7 +21,8 @@
 #   stage 1a SAM 2 also gets a click where the [SEG] attention peaks (grounding.attention_click); stage 1m's recipe
 #            from stage 1m, the decoder learning to use both prompts      (configs/train/click/stage1_click.yaml)
 #   stage QA stage QM's recipe (the LLM alone) from stage 1a: the attention places the click (query_click.yaml)
-#   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny
+#   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny, SAM 2's mask brought to the
+#            frame by a colour guided filter (grounding.mask_refine_radius 16; modeling/mask_refine.py)
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
 # Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
@@ -109,7 +110,8 @@ strvos convert --checkpoint runs/tiny_s1m --out runs/tiny_s1m/export
 train configs/train/click/stage1_click.yaml runs/tiny_s1a
 strvos convert --checkpoint runs/tiny_s1a --out runs/tiny_s1a/export
 train configs/train/click/query_click.yaml runs/tiny_qa
-strvos convert --checkpoint runs/tiny_qa --out "$MODEL" --dtype float16
+# the mask's edges from the frame (grounding.mask_refine_radius, an inference setting; radius chosen on train videos)
+strvos convert --checkpoint runs/tiny_qa --out "$MODEL" --dtype float16 --mask-refine-radius 16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress

@@ -180,10 +180,10 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     if extension.get("sam2_attention_click", False):
         grounding_name += ", which also gets a click where the [SEG] token's attention peaks"
     if extension.get("sam2_object_score_gate", False):
-        grounding_name += "; its object score empties the mask of a target it judges out of view"
+        grounding_name += ", its object score emptying the mask of a target it judges out of view"
     if extension.get("sam2_mask_refine_radius", 0):
-        grounding_name += (f"; its mask is brought to the frame by a colour guided filter of radius "
-                           f"{extension['sam2_mask_refine_radius']} px")
+        grounding_name += (f", its mask brought to the frame by a colour guided filter (radius "
+                           f"{extension['sam2_mask_refine_radius']} px)")
     ablation = ("the learned <TIME_CONTEXT> embedding on every frame instead of the previous frame's\n[SEG] hidden state"
                 + (", and no previous frame to the motion encoder" if motion else "")
                 + ": what the streaming memory buys.")

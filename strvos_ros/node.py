@@ -40,7 +40,7 @@ from strvos_ros.srv import SetTarget
 
 from strvos_core import backends
 from strvos_core.realtime.commands import DEFAULT_TARGET, CommandAck, ResetTracking, SetPrompt
-from strvos_core.realtime.compute_threads import use_compute_threads
+from strvos_core.realtime.compute_threads import serial_opencv, use_compute_threads
 from strvos_core.realtime.memory import keep_freed_memory
 from strvos_core.realtime.pipeline import CameraFrame, Pipeline
 from strvos_core.realtime.prompts import PromptError, quoted
@@ -221,6 +221,7 @@ class StrvosNode(LifecycleNode):
 
     # ------------------------------------------------------------------ worker thread
     def _run_worker(self) -> None:
+        serial_opencv()
         threads = use_compute_threads(self.settings.threads)
         self.get_logger().info(f"inference thread: {threads} torch threads (parameter threads: "
                                f"{self.settings.threads or 'torch default'})")

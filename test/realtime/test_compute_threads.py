@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import pytest
 import torch
 
-from strvos_core.realtime.compute_threads import MAX_THREADS, use_compute_threads
+from strvos_core.realtime.compute_threads import MAX_THREADS, serial_opencv, use_compute_threads
 
 
 def in_thread(function):
@@ -42,3 +43,11 @@ def test_zero_keeps_what_torch_gives_the_thread():
 def test_out_of_range_counts_are_refused(count):
     with pytest.raises(ValueError, match="compute threads"):
         use_compute_threads(count)
+
+
+def test_opencv_runs_in_the_calling_thread_after_serial_opencv():
+    try:
+        serial_opencv()
+        assert cv2.getNumThreads() == 1  # OpenCV's report for "no pool: the caller's thread"
+    finally:
+        cv2.setNumThreads(-1)  # OpenCV's default again for the tests after this one

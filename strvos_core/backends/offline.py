@@ -8,7 +8,8 @@ in one prompt ("<img>..</img><context><TIME_CONTEXT></context>" per frame, joine
 0's mask only; returning the current one is what a per-frame comparison needs.) Per-frame cost therefore grows
 linearly with the clip; nothing is carried between steps except the frames themselves. A model with
 `grounding.attention_click` is decoded here without its click (the LLM's views are the clip's first frames, so its
-attention says nothing about where the target is in the current one).
+attention says nothing about where the target is in the current one), and with the reference's bilinear resize
+whatever its `grounding.mask_refine_radius` (the baseline is Sa2VA's path; it is compared for speed, not masks).
 """
 from __future__ import annotations
 

@@ -347,6 +347,7 @@ class TrainingModel(nn.Module):
         if object_scores:  # SAM 2 scores masks only where the object is; its object score learns where that is
             keep = [k for k, visible in enumerate(in_view) if visible]
             logits, targets = [logits[k] for k in keep], [targets[k] for k in keep]
+            teacher_logits = [teacher_logits[k] for k in keep] if teacher_logits else teacher_logits
         if logits and logits[0] is not None:
             bce, dice = losses.mask_losses(torch.cat(logits), torch.stack(targets).to(logits[0].device),
                                            self.loss_config, generator)

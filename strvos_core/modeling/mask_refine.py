@@ -15,7 +15,7 @@ import numpy as np
 UNCERTAIN = (0.02, 0.98)  # probabilities outside this band are left as the bilinear upsampling gave them
 # Chosen on train-split videos (never the test split) with the shipped tiny model at radius 16: eps 1e-3 of [0, 1]
 # colour variance, and the filter's coefficients on every 2nd pixel (the same frame J as every pixel, a third of the
-# time). Training README, "Mask edges from the frame".
+# time). Training README, "Where the misses are".
 EPS = 1e-3
 STEP = 2
 

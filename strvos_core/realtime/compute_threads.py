@@ -16,7 +16,7 @@ def serial_opencv() -> None:
     frame or a crop at a time (encodings, overlays, grounding.mask_refine_radius), too small to gain from a pool, and
     its pool's pthreads fight torch's OpenMP threads for a small CPU's cores: through the node on the 2-core VM
     (`scripts/demo.py --rate 5`, the default model) 28 % of frames dropped and latency p50 392 ms with the pool,
-    none dropped and p50 156 ms without (benchmarks/tiny_default_cpu.md, 2026-12-07)."""
+    none dropped and p50 156-167 ms without (benchmarks/tiny_default_cpu.md, 2026-12-07)."""
     cv2.setNumThreads(0)
 
 

@@ -24,17 +24,30 @@ def _box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Colour guided filter: guide float32 [H, W, 3] in [0, 1], source float32 [H, W] -> float32 [H, W]."""
+def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float, step: int = 1) -> np.ndarray:
+    """Colour guided filter: guide float32 [H, W, 3] in [0, 1], source float32 [H, W] -> float32 [H, W]. With
+    `step` > 1 the linear coefficients are computed on every `step`-th pixel and resized back (He and Sun, "Fast
+    Guided Filter", 2015): step**2 fewer pixels to filter, the output still follows the full-resolution guide."""
+    height, width = source.shape
+    if step > 1:
+        small = (max(width // step, 1), max(height // step, 1))
+        guide_small = cv2.resize(guide, small, interpolation=cv2.INTER_AREA)
+        source_small = cv2.resize(source, small, interpolation=cv2.INTER_AREA)
+        radius = max(radius // step, 1)
+    else:
+        guide_small, source_small = guide, source
+    slope, offset = _coefficients(guide_small, source_small, radius, eps)
+    slope, offset = _box(slope, radius), _box(offset, radius)
+    if step > 1:
+        slope = cv2.resize(slope, (width, height), interpolation=cv2.INTER_LINEAR)
+        offset = cv2.resize(offset, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (slope * guide).sum(-1) + offset
+
+
+def _coefficients(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: the linear map from the guide's colour to the source (slope [H, W, 3], offset [H, W])."""
     mean_i = _box(guide, radius)
     mean_p = _box(source, radius)
-    slope, offset = _coefficients(guide, source, mean_i, mean_p, radius, eps)
-    return (_box(slope, radius) * guide).sum(-1) + _box(offset, radius)
-
-
-def _coefficients(guide: np.ndarray, source: np.ndarray, mean_i: np.ndarray, mean_p: np.ndarray, radius: int,
-                  eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per window: the linear map from the guide's colour to the source (slope [H, W, 3], offset [H, W])."""
     cov_ip = _box(guide * source[..., None], radius) - mean_i * mean_p[..., None]
     products = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     second = np.concatenate([_box(np.stack([guide[..., a] * guide[..., b] for a, b in products[k:k + 3]], -1), radius)
@@ -56,24 +69,6 @@ def _coefficients(guide: np.ndarray, source: np.ndarray, mean_i: np.ndarray, mea
     return slope, offset
 
 
-def fast_guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float, step: int) -> np.ndarray:
-    """The guided filter's linear coefficients computed on every `step`-th pixel and resized back (He and Sun, "Fast
-    Guided Filter", 2015): step**2 fewer pixels to filter, the output still follows the full-resolution guide."""
-    if step == 1:
-        return guided_filter(guide, source, radius, eps)
-    height, width = source.shape
-    small = (max(width // step, 1), max(height // step, 1))
-    guide_small = cv2.resize(guide, small, interpolation=cv2.INTER_AREA)
-    source_small = cv2.resize(source, small, interpolation=cv2.INTER_AREA)
-    radius_small = max(radius // step, 1)
-    mean_i = _box(guide_small, radius_small)
-    mean_p = _box(source_small, radius_small)
-    slope, offset = _coefficients(guide_small, source_small, mean_i, mean_p, radius_small, eps)
-    slope = cv2.resize(_box(slope, radius_small), (width, height), interpolation=cv2.INTER_LINEAR)
-    offset = cv2.resize(_box(offset, radius_small), (width, height), interpolation=cv2.INTER_LINEAR)
-    return (slope * guide).sum(-1) + offset
-
-
 def refine_mask(probability: np.ndarray, frame: np.ndarray, radius: int, eps: float = EPS, step: int = STEP
                 ) -> np.ndarray:
     """float [H, W] upsampled mask probability, uint8 [H, W, 3] frame -> bool [H, W] mask (probability > 0.5 where
@@ -88,5 +83,5 @@ def refine_mask(probability: np.ndarray, frame: np.ndarray, radius: int, eps: fl
     left, right = max(cols[0] - reach, 0), min(cols[-1] + reach + 1, mask.shape[1])
     guide = frame[top:bottom, left:right].astype(np.float32) / 255.0
     source = probability[top:bottom, left:right].astype(np.float32)
-    mask[top:bottom, left:right] = fast_guided_filter(guide, source, radius, eps, step) > 0.5
+    mask[top:bottom, left:right] = guided_filter(guide, source, radius, eps, step) > 0.5
     return mask

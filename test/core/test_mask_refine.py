@@ -10,7 +10,7 @@ from strvos_core.checkpoint import build_random_model, load_model, save_checkpoi
 from strvos_core.config import GroundingConfig
 from strvos_core.errors import StrvosError
 from strvos_core.metrics.region import jaccard_per_frame
-from strvos_core.modeling.mask_refine import fast_guided_filter, guided_filter, refine_mask
+from strvos_core.modeling.mask_refine import guided_filter, refine_mask
 
 
 def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +37,7 @@ def test_the_filter_keeps_a_constant_and_the_fast_one_approximates_the_full_one(
     np.testing.assert_allclose(guided_filter(guide, constant, 4, 1e-3), constant, atol=1e-4)
     source = _coarse_probability(_scene()[1]).astype(np.float32)
     full = guided_filter(guide, source, 8, 1e-3)
-    fast = fast_guided_filter(guide, source, 8, 1e-3, 2)
+    fast = guided_filter(guide, source, 8, 1e-3, step=2)
     assert np.mean((full > 0.5) != (fast > 0.5)) < 0.01
 
 

@@ -58,6 +58,15 @@ def load_tiny_tokenizer():
     return AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
 
 
+def place_for_inference(model, device: str | torch.device, dtype: str | torch.dtype):
+    """Move and cast a built StreamingRVOSModel, in eval mode. In half precision SAM 2's LayerNorm weights stay
+    float32 (GroundingModel.keep_norms_float32): without that a bfloat16 or float16 run fails on the CPU."""
+    model = model.to(resolve_device(device), resolve_dtype(dtype))
+    if model.dtype != torch.float32:
+        model.grounding_encoder.keep_norms_float32()
+    return model.eval()
+
+
 def build_random_model(preset_name: str, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
                        answer: str = "seg", seed: int = RANDOM_SEED):
     """A preset with deterministic random weights and the tiny tokenizer; `answer` steers the LLM
@@ -75,7 +84,7 @@ def build_random_model(preset_name: str, device: str | torch.device = "cpu", dty
     if answer != "raw":
         steer_answer(model.language_model, tokenizer, answer)
     model.attach_tokenizer(tokenizer)
-    return model.to(resolve_device(device), resolve_dtype(dtype)).eval()
+    return place_for_inference(model, device, dtype)
 
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
@@ -358,7 +367,7 @@ def load_export(directory: Path, device: str | torch.device = "cpu", dtype: str 
     _check_keys(model, state, directory)
     model.load_state_dict(state, strict=True)
     model.attach_tokenizer(tokenizer)
-    return model.to(resolve_device(device), resolve_dtype(dtype)).eval()
+    return place_for_inference(model, device, dtype)
 
 
 def _check_keys(model, state: dict[str, torch.Tensor], directory: Path) -> None:

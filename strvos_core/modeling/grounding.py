@@ -63,6 +63,14 @@ class GroundingModel(nn.Module):
         self.hidden_dim = self.sam2_model.hidden_dim
         self.config = config  # the model config's own section: switching the gate there switches it here
 
+    def keep_norms_float32(self) -> None:
+        """Cast SAM 2's LayerNorm modules back to float32 in a half-precision model. SAM 2 adds float32 positional
+        encodings, so its LayerNorms see float32 inputs under autocast; PyTorch's CPU kernel accepts half inputs with
+        float32 weights but not the reverse, and CUDA's autocast runs LayerNorm in float32 anyway (same maths)."""
+        for module in self.sam2_model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.float()
+
     @torch.no_grad()
     def encode_image(self, image: torch.Tensor) -> ImageFeatures:
         """[1, 3, S, S] normalised image -> features (the reference's `forward_image` + no-memory conditioning)."""

@@ -21,22 +21,30 @@
 #   stage 1a SAM 2 also gets a click where the [SEG] attention peaks (grounding.attention_click); stage 1m's recipe
 #            from stage 1m, the decoder learning to use both prompts      (configs/train/click/stage1_click.yaml)
 #   stage QA stage QM's recipe (the LLM alone) from stage 1a: the attention places the click (query_click.yaml)
+#   stage VM the motion encoder alone on which way each object moved per token cell (training.motion_probe,
+#            configs/train/motion/motion_encoder.yaml); kept in artifacts/tiny_motion (float32): skipped when that
+#            file is there, unless --motion
+#   stage QV stage QA's recipe from stage QA with stage VM's encoder in place of its own, its output projection
+#            zero at first: the LLM learns to read it (configs/train/motion/query_motion_pretrained.yaml)
+#   stage 1v stage 1a's recipe from stage QV: masks again (configs/train/motion/stage1_click_motion.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny, SAM 2's mask brought to the
 #            frame by a colour guided filter (grounding.mask_refine_radius 16; modeling/mask_refine.py)
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
 #            then the model card (README.md next to the weights).
 # Interrupted? Run it again: training resumes from its newest checkpoint (runs/), evaluation from its records.
-# Usage: bash scripts/train_tiny.sh [--stage0] [--vision] [--test-videos N]
+# Usage: bash scripts/train_tiny.sh [--stage0] [--vision] [--motion] [--test-videos N]
 #        (STRVOS_TRAIN_THREADS=1 on a machine shared with other jobs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_VIDEOS=40
 STAGE0=0
 VISION=0
+MOTION=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage0) STAGE0=1; shift ;;
     --vision) VISION=1; shift ;;
+    --motion) MOTION=1; shift ;;
     --test-videos) TEST_VIDEOS=$2; shift 2 ;;
     *) echo "train_tiny.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -111,7 +119,19 @@ train configs/train/click/stage1_click.yaml runs/tiny_s1a
 strvos convert --checkpoint runs/tiny_s1a --out runs/tiny_s1a/export
 train configs/train/click/query_click.yaml runs/tiny_qa
 # the mask's edges from the frame (grounding.mask_refine_radius, an inference setting; radius chosen on train videos)
-strvos convert --checkpoint runs/tiny_qa --out "$MODEL" --dtype float16 --mask-refine-radius 16
+strvos convert --checkpoint runs/tiny_qa --out runs/tiny_qa/export --dtype float16 --mask-refine-radius 16
+SVM=artifacts/tiny_motion
+if [ "$MOTION" = 1 ] || [ ! -f "$SVM/motion_encoder.safetensors" ]; then
+  mkdir -p "$SVM"
+  python -m strvos_core.training.motion_probe --config configs/train/motion/motion_encoder.yaml --steps 1500 \
+    --save "$SVM/motion_encoder.safetensors" "${THREADS[@]}" | tee "$SVM/motion_probe.md"
+else
+  echo "train_tiny.sh: stage VM kept from $SVM (--motion retrains it)"
+fi
+train configs/train/motion/query_motion_pretrained.yaml runs/tiny_qv
+strvos convert --checkpoint runs/tiny_qv --out runs/tiny_qv/export --dtype float16 --mask-refine-radius 16
+train configs/train/motion/stage1_click_motion.yaml runs/tiny_s1v
+strvos convert --checkpoint runs/tiny_s1v --out "$MODEL" --dtype float16 --mask-refine-radius 16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -119,11 +139,11 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-LAST=runs/tiny_qa
+LAST=runs/tiny_s1v
 python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
-MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa)
+MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa runs/tiny_qv runs/tiny_s1v)
 RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
 if [ ! -f runs/tiny_s2m/log.jsonl ] && [ -f "$S2M/scores.json" ]; then
   EARLIER=(--earlier "$S2M/scores.json"); RUNS=("${MOTION_RUNS[@]}")
@@ -136,4 +156,5 @@ fi
 if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
 python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" "${EARLIER[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
-  --probe "$LAST/probe.md" --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt"
+  --probe "$LAST/probe.md" --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt" \
+  --motion "$SVM/motion_probe.md"

@@ -101,6 +101,10 @@ def build_model(section: ModelSection):
         load_vision(model, section.vision_init)
     if section.motion_input and not model.config.vision.motion_input:
         add_motion_encoder(model)
+    if section.motion_init:
+        from strvos_core.training.export import load_motion_encoder
+
+        load_motion_encoder(model, section.motion_init)
     if section.attention_click and not model.config.grounding.attention_click:
         add_attention_click(model)
     if section.object_score_gate:

@@ -58,6 +58,10 @@ class ModelSection:
     # difference, its output projection zero so the model starts as it was); a random build takes it from
     # `overrides: {vision: {motion_input: true}}`
     motion_input: bool = False
+    # The motion encoder from a motion pre-training run (`training.motion_probe --save`), loaded over the model's
+    # with its output projection zero: the model starts as it would without motion input, reading features that
+    # already say which way each object moved once training grows the projection
+    motion_init: str | None = None
     # true: the model gains grounding.attention_click (SAM 2 also gets a click where the [SEG] attention peaks; no new
     # weights, the decoder learns to use it); a random build may take it from `overrides` as well
     attention_click: bool = False

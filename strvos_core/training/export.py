@@ -5,6 +5,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import torch
+
 from strvos_core.errors import StrvosError
 from strvos_core.training import checkpointing
 from strvos_core.training.lora import merge_lora
@@ -103,6 +105,46 @@ def save_vision(model, out_file: str | Path) -> Path:
 def load_vision(model, path: str | Path) -> None:
     """Overwrite `model`'s vision path with a `save_vision` file (cast to the model's dtype); configs must match."""
     _load_part(model, path, "model.vision_init", "vision", _vision_signature(model), VISION_PREFIXES, "vision path")
+
+
+MOTION_PREFIXES = ("motion_encoder.",)
+
+
+def _motion_signature(model) -> dict:
+    """What a saved motion encoder must match: its widths and the grid and width it hands mlp1."""
+    encoder = model.motion_encoder
+    return {"motion_widths": list(model.config.vision.motion_widths), "side": encoder.side,
+            "out_dim": encoder.project.out_channels}
+
+
+def save_motion_encoder(model, out_file: str | Path) -> Path:
+    """The motion encoder (`motion_encoder.*`, float32) -> one safetensors file with its shape as metadata: what a
+    motion pre-training run (`training.motion_probe --save`) hands a stage's `model.motion_init`."""
+    from safetensors.torch import save_file
+
+    if model.motion_encoder is None:
+        raise StrvosError("this model has no motion encoder (vision.motion_input)")
+    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(MOTION_PREFIXES)}
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out_file.with_name(out_file.name + ".tmp")
+    save_file(state, str(temporary), metadata={"motion": json.dumps(_motion_signature(model))})
+    temporary.replace(out_file)  # a reader never sees half a file (the probe saves while a stage may start)
+    return out_file
+
+
+def load_motion_encoder(model, path: str | Path) -> None:
+    """Overwrite `model`'s motion encoder with a `save_motion_encoder` file, its output projection zeroed: the
+    model computes what it would without motion input until training teaches mlp1's side to read the new features
+    (the features the old projection read are gone)."""
+    if model.motion_encoder is None:
+        raise StrvosError("model.motion_init: the model has no motion encoder (vision.motion_input; an init export "
+                          "without one takes model.motion_input: true)")
+    _load_part(model, path, "model.motion_init", "motion", _motion_signature(model), MOTION_PREFIXES,
+               "motion encoder")
+    with torch.no_grad():
+        model.motion_encoder.project.weight.zero_()
+        model.motion_encoder.project.bias.zero_()
 
 
 def _load_part(model, path: str | Path, option: str, meta_key: str, signature, prefixes: tuple[str, ...],

@@ -1,13 +1,15 @@
 """The model card of a trained export: how it was made (command, configs, seeds, time) and what it scores.
 
     python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE \
-        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt] [--earlier SCORES.json]
+        [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt] [--motion MOTION_PROBE.md] \
+        [--earlier SCORES.json]
 
 Reads each run's train_config.json and log.jsonl, the two `strvos eval` summaries (the model streaming with its
 [SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json; with
 `--probe`, the link-by-link table `training.probe` printed for the last [SEG] run (does the mask follow the text,
 and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`),
 with `--vision`, the vision path's held-out attribute scores after stage V (`training.attribute_probe`), with
+`--motion`, the motion encoder's held-out step accuracy after stage VM (`training.motion_probe`), with
 `--earlier`, the stages of an earlier export this model was trained from, copied from that export's scores.json
 (for stages whose run folders are gone).
 Numbers are copied from those files, never typed in.
@@ -25,6 +27,8 @@ from strvos_core.errors import StrvosError
 KINDS = ("appearance", "relation", "motion")
 TARGETS = {"appearance": 0.85, "relation": 0.70, "motion": 0.70}  # issue 7's J&F targets on the test split
 TRAIN_COMMAND = "bash scripts/train_tiny.sh"
+VISION_STAGE, MOTION_STAGE = "vision (attributes)", "motion (steps)"  # pre-training stages: no run folder
+PRETRAINING_VIDEOS = {VISION_STAGE: "20000 drawn, 8 frames each", MOTION_STAGE: "20000 drawn, 20 frames each"}
 
 
 def _read_json(path: Path) -> Any:
@@ -60,21 +64,20 @@ def earlier_facts(scores: Path, known: set[str]) -> list[dict[str, Any]]:
     runs = [r for r in runs if r.get("run") not in known]
     for r in runs:  # what a row of the card's stage table needs
         need = {"run", "stage", "steps", "minutes", "final_loss"}
-        need |= set() if r.get("stage") == "vision (attributes)" else {"num_videos", "seed"}
+        need |= set() if r.get("stage") in PRETRAINING_VIDEOS else {"num_videos", "seed"}
         if need - r.keys():
             raise StrvosError(f"{scores}: the run {r.get('run', '?')!r} lacks {sorted(need - r.keys())}")
     return [{**r, "earlier": str(scores)} for r in runs]
 
 
 def _run_name(f: dict[str, Any]) -> str:
-    """A run folder's name; stage V's facts come from a file in its artifact folder, named by that folder."""
+    """A run folder's name; stage V's and VM's facts come from a file in an artifact folder, named by that folder."""
     path = Path(f["run"])
     return path.parent.name if path.suffix else path.name
 
 
 def _stage_row(f: dict[str, Any]) -> str:
-    videos = ("20000 drawn, 8 frames each" if f["stage"] == "vision (attributes)"
-              else f"{f['num_videos']} (seed {f['seed']})")
+    videos = PRETRAINING_VIDEOS.get(f["stage"]) or f"{f['num_videos']} (seed {f['seed']})"
     dice = "-" if f.get("final_dice") is None else f"{f['final_dice']:.3f}"
     mark = " *" if "earlier" in f else ""
     return f"| {f['stage']} | {_run_name(f)}{mark} | {f['steps']} | {f['minutes']:.1f} | {videos} | {f['final_loss']:.3f} | {dice} |"
@@ -129,28 +132,41 @@ def _evidence(title: str, path: Path | None, note: str = "") -> str:
     return f"\n## {title} (`{path.name}`)\n\n{table}\n" + (f"\n{note}\n" if note else "")
 
 
-def vision_facts(path: Path) -> dict[str, Any]:
-    """Steps, minutes and final loss of stage V from the table `training.attribute_probe` printed last."""
+MOTION_NOTE = """Accuracy of a linear head on the token cells that one object covers for more than half (60 held-out
+frames, seed 777): which way the object there moved since the frame before (still / left / right / up / down); the
+commonest class's share is what a constant guess scores."""
+
+
+def pretraining_facts(path: Path, stage: str = VISION_STAGE, tool: str = "attribute_probe") -> dict[str, Any]:
+    """Steps, minutes and final loss of a pre-training stage (V or VM) from the table its probe printed last:
+    rows | step | loss | ... | seconds |."""
     try:
         rows = [line for line in path.read_text().splitlines() if line.startswith("| ") and line[2:3].isdigit()]
     except FileNotFoundError:
         raise StrvosError(f"{path} not found") from None
     if not rows:
-        raise StrvosError(f"{path} holds no attribute_probe table (was the run cut short?)")
+        raise StrvosError(f"{path} holds no {tool} table (was the run cut short?)")
     cells = [c.strip() for c in rows[-1].strip("|").split("|")]
-    return {"run": str(path), "stage": "vision (attributes)", "steps": int(cells[0]), "minutes": float(cells[-1]) / 60,
+    return {"run": str(path), "stage": stage, "steps": int(cells[0]), "minutes": float(cells[-1]) / 60,
             "final_loss": float(cells[1])}
+
+
+def vision_facts(path: Path) -> dict[str, Any]:
+    """Stage V's facts from the table `training.attribute_probe` printed last."""
+    return pretraining_facts(path)
 
 
 def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
                probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None,
-               earlier: Path | None = None) -> str:
+               earlier: Path | None = None, motion: Path | None = None) -> str:
     if not model.is_dir():
         raise StrvosError(f"{model} is not a model folder")
     facts = [run_facts(r) for r in runs]
     pretrained = [vision_facts(vision)] if vision is not None else []
     if earlier is not None:
         pretrained += earlier_facts(earlier, {f["run"] for f in pretrained + facts})
+    if motion is not None:  # stage VM follows the stages an earlier export holds
+        pretrained.append(pretraining_facts(motion, MOTION_STAGE, "motion_probe"))
     streaming, no_state = eval_scores(streaming_dir), eval_scores(no_state_dir)
     weights = model / "model.safetensors"
     size_mb = sum(p.stat().st_size for p in model.iterdir() if p.is_file()) / 2**20
@@ -168,7 +184,9 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     evidence = (_evidence("Does the mask follow the text: training.probe on held-out frames", probe, PROBE_NOTE)
                 + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0)
                 + _evidence("The vision path after stage V: held-out per-cell attributes (training.attribute_probe)",
-                            vision, VISION_NOTE))
+                            vision, VISION_NOTE)
+                + _evidence("The motion encoder after stage VM: held-out per-cell steps (training.motion_probe)",
+                            motion, MOTION_NOTE))
     extension = _read_json(model / "config.json").get("strvos", {}) if (model / "config.json").exists() else {}
     trunk = extension.get("vision_trunk", "internvit")
     vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
@@ -237,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage0", type=Path, help="what `python -m strvos_core.training.prompt_eval` printed")
     parser.add_argument("--vision", type=Path, help="what `python -m strvos_core.training.attribute_probe` printed "
                         "for stage V (the vision path pre-trained on attributes)")
+    parser.add_argument("--motion", type=Path, help="what `python -m strvos_core.training.motion_probe` printed "
+                        "for stage VM (the motion encoder pre-trained on per-cell steps)")
     parser.add_argument("--earlier", type=Path, help="scores.json of the export the first run started from: its "
                         "stages are listed too (for run folders that are gone)")
     args = parser.parse_args(argv)
     try:
         table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos, args.probe,
-                           args.stage0, args.vision, args.earlier)
+                           args.stage0, args.vision, args.earlier, args.motion)
     except StrvosError as exc:
         print(f"model_card: error: {exc}", file=sys.stderr)
         return 2

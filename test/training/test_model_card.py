@@ -125,3 +125,32 @@ def test_earlier_stages_are_copied_from_the_earlier_card_and_maskless_stages_sho
     earlier.write_text(json.dumps({"runs": [{"run": "runs/tiny_s2", "stage": "video", "minutes": 5.0}]}))
     with pytest.raises(StrvosError, match=r"'runs/tiny_s2' lacks \['final_loss', 'num_videos', 'seed', 'steps'\]"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier)
+
+
+def test_stage_vm_follows_the_earlier_stages_its_table_copied_in_and_its_minutes_counted(tmp_path):
+    """A card built on an earlier export's stages, with stage VM (the motion encoder pre-trained alone) after them."""
+    from strvos_core.training.motion_probe import results_table
+
+    model = _one_stage(tmp_path, seconds=60.0)
+    earlier = tmp_path / "earlier_scores.json"
+    earlier.write_text(json.dumps({"runs": [
+        {"run": "artifacts/tiny_vision/attribute_probe.txt", "stage": "vision (attributes)", "steps": 2000,
+         "minutes": 21.4, "final_loss": 1.016},
+        {"run": "runs/tiny_qa", "stage": "image", "steps": 800, "seed": 25, "num_videos": 800, "minutes": 17.4,
+         "final_loss": 6.778}]}))
+    vm = tmp_path / "tiny_motion"
+    vm.mkdir()
+    (vm / "motion_probe.md").write_text(results_table([(100, 1.5, 0.46, 0.33, 45.0), (1500, 0.199, 0.961, 0.329,
+                                                                                        675.0)]) + "\n")
+    write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, earlier=earlier,
+               motion=vm / "motion_probe.md")
+    card = (model / "README.md").read_text()
+    assert "| motion (steps) | tiny_motion | 1500 | 11.2 | 20000 drawn, 20 frames each | 0.199 | - |" in card
+    assert "stages tiny_vision -> tiny_qa -> tiny_motion -> s1" in card
+    assert "| 1500 | 0.199 | 0.961 | 0.329 | 675 |" in card and "The motion encoder after stage VM" in card
+    assert "51.0 minutes" in card  # 21.4 + 17.4 earlier, 11.25 VM, 1.0 s1
+    assert [r["stage"] for r in json.loads((model / "scores.json").read_text())["runs"]] == [
+        "vision (attributes)", "image", "motion (steps)", "image"]
+    (vm / "cut.md").write_text("step 100: loss 1.500 ...\n")
+    with pytest.raises(StrvosError, match="no motion_probe table"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, motion=vm / "cut.md")

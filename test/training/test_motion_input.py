@@ -153,3 +153,48 @@ def test_samples_carry_the_frame_before_and_the_motion_losses_train_the_differen
     out["motion_cells"].backward()
     stem = model.motion_encoder.stem[0].weight
     assert stem.grad[:, 3:].abs().sum() > 0  # the difference channels learn from it
+
+
+def test_motion_probe_pretrains_the_encoder_and_motion_init_loads_it_with_the_projection_zero(micro_config, tmp_path):
+    from safetensors.torch import load_file
+
+    from strvos_core.training.motion_probe import MotionProbe, run
+
+    config = motion_config(micro_config)
+    probe = MotionProbe(config, "fresh", batch=2, videos=4)
+    path = tmp_path / "motion.safetensors"
+    rows = run(probe, steps=2, eval_every=1, eval_frames=2, log=lambda *args, **kwargs: None, save=path)
+    assert [row[0] for row in rows] == [1, 2] and all(0.0 <= row[2] <= 1.0 for row in rows)
+    saved = load_file(str(path))
+    assert saved and all(key.startswith("motion_encoder.") for key in saved)
+    for key, value in probe.encoder.state_dict().items():
+        torch.testing.assert_close(saved["motion_encoder." + key], value.float(), rtol=0, atol=0)
+
+    config.model.motion_init = str(path)
+    model = build_model(config.model).eval()  # a fresh build, then the file over it
+    for key, value in probe.encoder.state_dict().items():
+        expected = torch.zeros_like(value) if key.startswith("project.") else value
+        torch.testing.assert_close(model.motion_encoder.state_dict()[key], expected.to(model.dtype), rtol=0, atol=0)
+    first, second = frames(2, seed=5)
+    with torch.no_grad():  # the projection zero: the previous frame changes nothing yet
+        with_previous = model.encode_frame(second, previous_tiles=model.encode_frame(first).tiles).image_tokens
+        torch.testing.assert_close(with_previous, model.encode_frame(second).image_tokens, rtol=0, atol=0)
+
+
+def test_motion_init_refuses_a_model_without_the_encoder_another_shape_and_a_corrupt_file(micro_config, tmp_path):
+    from strvos_core.training.export import load_motion_encoder, save_motion_encoder
+
+    path = save_motion_encoder(build_model(motion_config(micro_config).model), tmp_path / "motion.safetensors")
+    with pytest.raises(StrvosError, match="no motion encoder"):
+        load_motion_encoder(build_model(motion_config(micro_config, motion=False).model), path)
+    other = motion_config(micro_config)
+    other.model.overrides["vision"]["motion_widths"] = [8, 16]
+    with pytest.raises(StrvosError, match="config"):
+        load_motion_encoder(build_model(other.model), path)
+    (tmp_path / "bad.safetensors").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(StrvosError, match="cannot read"):
+        load_motion_encoder(build_model(motion_config(micro_config).model), tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="no motion encoder"):
+        from strvos_core.training.motion_probe import MotionProbe
+
+        MotionProbe(motion_config(micro_config, motion=False), "fresh", batch=1, videos=2)

@@ -27,6 +27,8 @@
 #   stage QV stage QA's recipe from stage QA with stage VM's encoder in place of its own, its output projection
 #            zero at first: the LLM learns to read it (configs/train/motion/query_motion_pretrained.yaml)
 #   stage 1v stage 1a's recipe from stage QV: masks again (configs/train/motion/stage1_click_motion.yaml)
+#   stage QV2, 1v2  the same two recipes once more, other data seeds (query_motion_round2.yaml,
+#            stage1_click_motion_round2.yaml)
 #   export   float16 safetensors into strvos_core/assets/models/strvos-synthetic-tiny, SAM 2's mask brought to the
 #            frame by a colour guided filter (grounding.mask_refine_radius 16; modeling/mask_refine.py)
 #   eval     streaming J&F per expression kind on the synthetic test split, with and without the state,
@@ -131,7 +133,11 @@ fi
 train configs/train/motion/query_motion_pretrained.yaml runs/tiny_qv
 strvos convert --checkpoint runs/tiny_qv --out runs/tiny_qv/export --dtype float16 --mask-refine-radius 16
 train configs/train/motion/stage1_click_motion.yaml runs/tiny_s1v
-strvos convert --checkpoint runs/tiny_s1v --out "$MODEL" --dtype float16 --mask-refine-radius 16
+strvos convert --checkpoint runs/tiny_s1v --out runs/tiny_s1v/export --dtype float16 --mask-refine-radius 16
+train configs/train/motion/query_motion_round2.yaml runs/tiny_qv2
+strvos convert --checkpoint runs/tiny_qv2 --out runs/tiny_qv2/export --dtype float16 --mask-refine-radius 16
+train configs/train/motion/stage1_click_motion_round2.yaml runs/tiny_s1v2
+strvos convert --checkpoint runs/tiny_s1v2 --out "$MODEL" --dtype float16 --mask-refine-radius 16
 
 [ -f "$DATA/meta_expressions/test/meta_expressions.json" ] || \
   strvos synthetic --root "$DATA" --split test --videos "$TEST_VIDEOS" --seed 0 --no-progress
@@ -139,11 +145,11 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --out out/eval/tiny_streaming --no-progress
 strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL" --expressions-per-session 16 \
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
-LAST=runs/tiny_s1v
+LAST=runs/tiny_s1v2
 python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
-MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa runs/tiny_qv runs/tiny_s1v)
+MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa runs/tiny_qv runs/tiny_s1v runs/tiny_qv2 runs/tiny_s1v2)
 RUNS=(runs/tiny_s1 runs/tiny_s1b runs/tiny_s2 runs/tiny_q runs/tiny_s1c runs/tiny_s2c runs/tiny_s2m "${MOTION_RUNS[@]}")
 if [ ! -f runs/tiny_s2m/log.jsonl ] && [ -f "$S2M/scores.json" ]; then
   EARLIER=(--earlier "$S2M/scores.json"); RUNS=("${MOTION_RUNS[@]}")

@@ -135,8 +135,8 @@ def save_motion_encoder(model, out_file: str | Path) -> Path:
 
 def load_motion_encoder(model, path: str | Path) -> None:
     """Overwrite `model`'s motion encoder with a `save_motion_encoder` file, its output projection zeroed: the
-    model computes what it would without motion input until training teaches mlp1's side to read the new features
-    (the features the old projection read are gone)."""
+    model computes what it would without motion input until training grows the projection to hand the LLM the new
+    features (the old projection was fitted to the old encoder's features)."""
     if model.motion_encoder is None:
         raise StrvosError("model.motion_init: the model has no motion encoder (vision.motion_input; an init export "
                           "without one takes model.motion_input: true)")

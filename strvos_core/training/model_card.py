@@ -132,7 +132,7 @@ def _evidence(title: str, path: Path | None, note: str = "") -> str:
     return f"\n## {title} (`{path.name}`)\n\n{table}\n" + (f"\n{note}\n" if note else "")
 
 
-MOTION_NOTE = """Accuracy of a linear head on the token cells that one object covers for more than half (60 held-out
+MOTION_NOTE = """Accuracy of a linear head on the token cells that objects cover for more than half (60 held-out
 frames, seed 777): which way the object there moved since the frame before (still / left / right / up / down); the
 commonest class's share is what a constant guess scores."""
 

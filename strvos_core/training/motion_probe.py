@@ -1,17 +1,19 @@
 """Can the motion encoder learn which way each object moved? The encoder trained on per-cell steps alone.
 
-    python -m strvos_core.training.motion_probe --config configs/train/motion/query_motion.yaml --steps 1500
+    python -m strvos_core.training.motion_probe --config configs/train/motion/motion_encoder.yaml --steps 1500
     python -m strvos_core.training.motion_probe --config ... --encoder model --head-only  (the model's own, probed)
     python -m strvos_core.training.motion_probe --config ... --save FILE              (pre-training: stage VM)
 
 The learner is the config's motion encoder (`vision.motion_input`: the conv trunk over the LLM tile and its
-difference from the previous frame's tile, pooled to the LLM's token grid), fresh or a run's; a linear head predicts
-each cell's step since the frame before (`motion.step_targets`: still / left / right / up / down / background) with
-the motion head's loss. Scored on held-out frames: accuracy over the step classes on the cells one object covers for
-more than half, against the commonest class's share. Every frame drawn has a frame before it (a first frame shows no
-motion). It measures what the encoder alone can learn from these frames, against what the tokens of a trained model
-carry (`cell_probe`); with `--save` the encoder is written for `model.motion_init` (its output projection is zeroed
-when loaded, so the model computes what it did until training teaches it to read the new features).
+difference from the previous frame's tile, pooled to the LLM's token grid), fresh or the model's own; a linear head
+predicts each cell's step since the frame before (`motion.step_targets`: still / left / right / up / down /
+background) with the motion head's loss. Training frames come from `--videos` videos of the config's data seed,
+generated as drawn; every frame drawn has a frame before it (a first frame shows no motion). Scored on held-out
+frames (seed 777): accuracy over the step classes on the cells objects cover for more than half, against the
+commonest class's share. It measures what the encoder alone can learn from these frames, against what the tokens of
+a trained model carry (`cell_probe`); with `--save` the encoder is written for `model.motion_init` (its output
+projection is zeroed when loaded, so the model computes what it would without motion input until training teaches
+it to read the new features).
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class MotionProbe:
 
     def __init__(self, config: TrainConfig, encoder: str = "fresh", run: str | Path | None = None, lr: float = 1e-3,
                  batch: int = 8, videos: int = 20000, seed: int = 0, head_only: bool = False) -> None:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the fresh encoder's and the head's init; the data follow config.data.seed
         model = checkpointing.load_model(checkpointing.list_checkpoints(run)[-1]) if run is not None \
             else build_model(config.model)
         self.model, self.model_config = model, model.config
@@ -62,7 +64,7 @@ class MotionProbe:
         self.batch = batch
         # generated as drawn and not kept: thousands of videos, so the encoder cannot recall objects' paths
         self.train_pool = SyntheticPool(dataclasses.replace(
-            config.data, seed=seed + 13, stage="image", num_videos=videos, clicks_per_frame=0,
+            config.data, stage="image", num_videos=videos, clicks_per_frame=0,
             expressions_per_sample=1, kinds=("appearance", "relation", "motion")), keep_videos=False)
         self.held_out = SyntheticPool(dataclasses.replace(
             config.data, seed=777, stage="image", clicks_per_frame=0, expressions_per_sample=1,
@@ -102,7 +104,7 @@ class MotionProbe:
 
     @torch.no_grad()
     def evaluate(self, frames: int) -> tuple[float, float, int]:
-        """(held-out accuracy on the cells one object mostly covers, the commonest class's share, those cells)."""
+        """(held-out accuracy on the cells objects cover for more than half, the commonest class's share, those cells)."""
         self.encoder.eval()
         hits, cells, counts = 0, 0, np.zeros(len(STEP_CLASSES), np.int64)
         for index in range(frames):

@@ -10,6 +10,7 @@ hard-wires 12 in `preparing_for_generation`; ours follows the config: "1b"/"4b" 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,10 @@ class GroundingConfig:
     # instead of the reference's bilinear resize alone, so a small SAM 2's coarse grid gets the frame's edges
     # (modeling/mask_refine.py). 0: the reference's resize.
     mask_refine_radius: int = 0
+    # Ours: (a, b) maps the score (SAM 2's predicted IoU times its object score) to sigmoid(a * logit(score) + b),
+    # fitted on a train split so that it estimates the chance that the mask has J >= 0.5
+    # (evaluation/score_calibration.py); None: the raw score. Masks are unchanged either way.
+    score_calibration: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.sam2_variant not in SAM2_VARIANTS:
@@ -110,6 +115,12 @@ class GroundingConfig:
             raise StrvosError(f"SAM 2 image_size must be a multiple of 32 and >= 128, got {self.image_size}")
         if not isinstance(self.mask_refine_radius, int) or self.mask_refine_radius < 0:
             raise StrvosError(f"mask_refine_radius must be an integer >= 0, got {self.mask_refine_radius!r}")
+        if self.score_calibration is not None:
+            values = self.score_calibration
+            if (not isinstance(values, (list, tuple)) or len(values) != 2
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or not values[0] > 0):
+                raise StrvosError(f"score_calibration must be [a, b]: finite numbers, a > 0, got {values!r}")
+            self.score_calibration = (float(values[0]), float(values[1]))
         if not isinstance(self.sam2_overrides, dict) or not all(isinstance(k, str) for k in self.sam2_overrides):
             raise StrvosError(f"sam2_overrides must map config paths to values, got {self.sam2_overrides!r}")
 

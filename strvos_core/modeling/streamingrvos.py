@@ -13,7 +13,8 @@ The forward of one frame, as the reference's `predict_forward_token` loop body:
   <TIME_CONTEXT> embedding is used next frame). With several [SEG], the mask of the last one is returned (the
   reference overwrites earlier ones).
 Score (ours; the reference has none): SAM 2's predicted IoU of the kept mask times sigmoid(object score logit),
-in [0, 1]; 0 when no [SEG] was generated.
+in [0, 1]; 0 when no [SEG] was generated. With `grounding.score_calibration` (a, b) it is
+sigmoid(a * logit(score) + b), a map fitted to the chance that the mask is right (evaluation/score_calibration.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from strvos_core.modeling.attention_click import attention_click, seg_image_atte
 from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
 from strvos_core.modeling.language import build_language_model, greedy_decode
 from strvos_core.modeling.mask_refine import refine_mask
+from strvos_core.modeling.score_calibration import calibrate
 from strvos_core.modeling.vision import (
     VisionProjector,
     build_motion_encoder,
@@ -238,6 +240,8 @@ class StreamingRVOSModel(nn.Module):
             else:
                 mask = (probability > 0.5).cpu().numpy()
             score = float((pred.iou * pred.object_score_logit.sigmoid()).clamp(0, 1)[0])
+            if self.config.grounding.score_calibration is not None:
+                score = float(calibrate(score, self.config.grounding.score_calibration))
         return SegmentOutput(mask, score, True, text, num_seg, new_state, timings)
 
     def frame_tiles(self, width: int, height: int) -> int:

@@ -217,6 +217,7 @@ def config_from_reference(data: dict) -> StreamingRVOSConfig:
                 object_score_gate=bool(extension.get("sam2_object_score_gate", False)),
                 mask_refine_radius=int(extension.get("sam2_mask_refine_radius", 0)),
                 score_calibration=extension.get("sam2_score_calibration"),
+                presence_gate=float(extension.get("sam2_presence_gate", 0.0)),
             ),
             downsample_ratio=data.get("downsample_ratio", 0.5),
             ps_version=data.get("ps_version", "v2"),
@@ -274,6 +275,7 @@ def config_to_reference(config: StreamingRVOSConfig) -> dict:
             "sam2_mask_refine_radius": config.grounding.mask_refine_radius,
             "sam2_score_calibration": (list(config.grounding.score_calibration)
                                        if config.grounding.score_calibration is not None else None),
+            "sam2_presence_gate": config.grounding.presence_gate,
             "max_new_tokens": config.max_new_tokens,
             # read back by config_from_reference (the top-level fields are ignored: the reference hard-wires them)
             "min_dynamic_patch": config.min_dynamic_patch, "max_dynamic_patch": config.max_dynamic_patch,

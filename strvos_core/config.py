@@ -107,6 +107,10 @@ class GroundingConfig:
     # fitted on a train split so that it estimates the chance that the mask has J >= 0.5
     # (evaluation/score_calibration.py); None: the raw score. Masks are unchanged either way.
     score_calibration: tuple[float, float] | None = None
+    # Ours: > 0 empties a [SEG] mask (score 0) where the [SEG] token's last-layer attention puts less than this share
+    # of its mass on the image tokens (the heads' mean): the target judged out of view. Needs attention_click (that
+    # row is kept only then); for a model trained with loss.seg_presence_weight. 0: off.
+    presence_gate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sam2_variant not in SAM2_VARIANTS:
@@ -121,6 +125,11 @@ class GroundingConfig:
                     or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or not values[0] > 0):
                 raise StrvosError(f"score_calibration must be [a, b]: finite numbers, a > 0, got {values!r}")
             self.score_calibration = (float(values[0]), float(values[1]))
+        if not isinstance(self.presence_gate, (int, float)) or not 0.0 <= self.presence_gate < 1.0:
+            raise StrvosError(f"presence_gate must be in [0, 1), got {self.presence_gate!r}")
+        if self.presence_gate > 0 and not self.attention_click:
+            raise StrvosError("presence_gate reads the [SEG] attention row that attention_click keeps: "
+                              "switch attention_click on")
         if not isinstance(self.sam2_overrides, dict) or not all(isinstance(k, str) for k in self.sam2_overrides):
             raise StrvosError(f"sam2_overrides must map config paths to values, got {self.sam2_overrides!r}")
 

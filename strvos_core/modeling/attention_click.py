@@ -20,6 +20,13 @@ def seg_image_attention(row: torch.Tensor, image_slots: torch.Tensor) -> torch.T
     return mean / mean.sum().clamp_min(1e-12)
 
 
+def seg_image_mass(row: torch.Tensor, image_slots: torch.Tensor) -> torch.Tensor:
+    """[heads, keys] last-layer attention of the [SEG] row -> [] the share of it (the heads' mean) on the image
+    tokens, before `seg_image_attention` renormalises it away (what `loss.seg_presence_weight` trains and
+    `grounding.presence_gate` reads)."""
+    return row[:, : image_slots.shape[0]].float().mean(dim=0)[image_slots].sum()
+
+
 def attention_click(attention: torch.Tensor, image_size: int) -> torch.Tensor:
     """[side * side] attention over a whole-frame token grid (row-major) -> [2] (x, y) in pixels of SAM 2's
     `image_size` input."""

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from strvos_core.config import StreamingRVOSConfig
-from strvos_core.modeling.attention_click import attention_click, seg_image_attention
+from strvos_core.modeling.attention_click import attention_click, seg_image_attention, seg_image_mass
 from strvos_core.modeling.grounding import GroundingModel, ImageFeatures
 from strvos_core.modeling.language import build_language_model, greedy_decode
 from strvos_core.modeling.mask_refine import refine_mask
@@ -225,7 +225,12 @@ class StreamingRVOSModel(nn.Module):
         click = None
         if click_from is not None:  # where the kept [SEG] looked, as a click for SAM 2
             kept = sorted(out.fed_attention)[0 if mode == "image" else -1]
-            attention = seg_image_attention(out.fed_attention[kept], ids[0] == self.token_ids.img_context)
+            image_slots = ids[0] == self.token_ids.img_context
+            gate = self.config.grounding.presence_gate
+            if gate > 0 and float(seg_image_mass(out.fed_attention[kept], image_slots)) < gate:  # out of view
+                empty = np.zeros((features.height, features.width), dtype=bool)
+                return SegmentOutput(empty, 0.0, True, text, num_seg, new_state, timings)
+            attention = seg_image_attention(out.fed_attention[kept], image_slots)
             click = attention_click(attention, self.config.grounding.image_size)
         sam = features.sam  # encoded here on the frame's first [SEG], timed by encode_frame's timer
         with timer("sam2"), self._autocast():

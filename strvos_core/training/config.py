@@ -155,6 +155,10 @@ class LossSection:
     # SAM 2's decoder follows as it follows a click (with loss.seg_click_weight); from scratch the decoder does not
     # learn to select by a language token's content (measured: not even with free per-colour vectors).
     seg_attention_weight: float = 0.0
+    # > 0: the same attention row's mass on the image tokens (mean of the heads, before the renormalisation above)
+    # is trained toward whether the target is in view: BCE, 1 in view, 0 out of view (absent targets come from
+    # data.absent_per_sample with an answer holding [SEG]). A signal a gate on absent targets can read.
+    seg_presence_weight: float = 0.0
     # > 0: a training-only linear head must read the target's centre (x, y in [-1, 1]) off the [SEG] state (MSE,
     # frames where the target is visible): what the attention found must reach the state SAM 2 is prompted with.
     seg_position_weight: float = 0.0
@@ -352,7 +356,7 @@ def validate(config: TrainConfig) -> None:
              ls.seg_words_weight, ls.teacher_weight, ls.teacher_distill_weight, ls.attribute_weight, ls.seg_mask_weight,
              ls.seg_attention_weight, ls.seg_position_weight, ls.value_position_weight, ls.seg_attribute_weight,
              ls.state_candidates_weight, ls.state_attention_weight, ls.motion_cell_weight, ls.seg_motion_weight,
-             ls.object_score_weight) >= 0,
+             ls.object_score_weight, ls.seg_presence_weight) >= 0,
          "loss weights must be >= 0")
     need(ls.teacher_distill_weight == 0 or ls.teacher_weight > 0,
          "loss.teacher_distill_weight needs loss.teacher_weight > 0 (the teacher must be trained to be followed)")

@@ -59,10 +59,11 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
 
 def _grounding_signature(model) -> dict:
     """What saved SAM 2 weights must match: SAM 2's build config. `attention_click` chooses a prompt,
-    `object_score_gate`, `mask_refine_radius` and `score_calibration` what is done with the decoder's output, not
-    weights: they are left out, so files saved before the fields existed still match."""
+    `object_score_gate`, `mask_refine_radius`, `score_calibration` and `presence_gate` what is done with the output,
+    not weights: they are left out, so files saved before the fields existed still match."""
     grounding = json.loads(json.dumps(model.config.grounding.__dict__))
-    for inference_only in ("attention_click", "object_score_gate", "mask_refine_radius", "score_calibration"):
+    for inference_only in ("attention_click", "object_score_gate", "mask_refine_radius", "score_calibration",
+                           "presence_gate"):
         grounding.pop(inference_only, None)
     return grounding
 

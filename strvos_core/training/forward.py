@@ -25,7 +25,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from strvos_core.datasets.synthetic.vocabulary import MOTIONS
-from strvos_core.modeling.attention_click import attention_click, seg_image_attention
+from strvos_core.modeling.attention_click import attention_click, seg_image_attention, seg_image_mass
 from strvos_core.modeling.streamingrvos import StreamingRVOSModel
 from strvos_core.modeling.vision import image_tokens, token_grid_side
 from strvos_core.processing import image as image_processing
@@ -66,6 +66,7 @@ class FrameOutput:
     image_inputs: torch.Tensor | None = None  # [image tokens, Cl] the last layer's input there (keep_image_inputs)
     state_attention: torch.Tensor | None = None  # [] [SEG]'s attention on <TIME_CONTEXT>, mean of layers and heads
     object_score_logit: torch.Tensor | None = None  # [1] SAM 2's object score of the decoded mask
+    seg_image_mass: torch.Tensor | None = None  # [] the [SEG] row's attention mass on the image tokens (heads' mean)
 
 
 @contextmanager
@@ -132,7 +133,7 @@ class TrainingModel(nn.Module):
             heads["said_motion"] = nn.Linear(cfg.hidden_size, len(MOTIONS) + 1)
         self.training_heads = nn.ModuleDict(heads) if heads else None
         if (loss_config.seg_attention_weight > 0 or loss_config.state_attention_weight > 0
-                or model.config.grounding.attention_click):
+                or loss_config.seg_presence_weight > 0 or model.config.grounding.attention_click):
             model.language_model.set_attn_implementation("eager")  # sdpa returns no attention weights
 
     @property
@@ -168,7 +169,7 @@ class TrainingModel(nn.Module):
         shared = _shared_prefix(sequences, model.token_ids.time_context, min(starts) - 1)
         clicks = model.config.grounding.attention_click
         want_attention = (self.loss_config.seg_attention_weight > 0 or self.loss_config.state_attention_weight > 0
-                          or clicks)
+                          or self.loss_config.seg_presence_weight > 0 or clicks)
         last_layer = model.language_model.model.layers[-1]
         wants_input = (self.loss_config.value_position_weight > 0 or self.loss_config.seg_attribute_weight > 0
                        or self.loss_config.seg_motion_weight > 0 or self.keep_image_inputs)
@@ -216,6 +217,9 @@ class TrainingModel(nn.Module):
             pred = model.grounding_encoder.predict_mask(sam, prompt_token, click) if sam is not None else None
             low_res = pred.low_res_logits if pred is not None else None
             seg_attention = attention if self.loss_config.seg_attention_weight > 0 else None
+            image_mass = None
+            if self.loss_config.seg_presence_weight > 0:  # what grounding.presence_gate reads at inference
+                image_mass = seg_image_mass(llm_out.attentions[-1][b, :, seg], image_slots)
             state_attention = None
             if self.loss_config.state_attention_weight > 0 and state is not None:
                 slot = int(torch.nonzero(ids == model.token_ids.time_context)[0])
@@ -224,7 +228,7 @@ class TrainingModel(nn.Module):
             outputs.append(FrameOutput(low_res, lm_sum, lm_tokens, seg_hidden, state, prompt_token, seg_attention,
                                        image_values, seg_query_state,
                                        image_inputs if self.keep_image_inputs else None, state_attention,
-                                       pred.object_score_logit if pred is not None else None))
+                                       pred.object_score_logit if pred is not None else None, image_mass))
         return outputs
 
     def frame_features(self, frame: PreparedFrame) -> tuple:
@@ -263,6 +267,7 @@ class TrainingModel(nn.Module):
         teacher_logits: list[torch.Tensor] = []
         attribute_losses: list[torch.Tensor] = []
         attention_losses: list[torch.Tensor] = []
+        presence_losses: list[torch.Tensor] = []
         position_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
         said_losses: list[torch.Tensor] = []
@@ -332,6 +337,8 @@ class TrainingModel(nn.Module):
                         state_attention_losses.append(-out.state_attention.float().clamp_min(1e-12).log())
                     if out.seg_attention is not None and target.masks[t].any() and not blind:
                         attention_losses.append(self.attention_loss(out.seg_attention, target.masks[t]))
+                    if out.seg_image_mass is not None and not blind:  # a blank image shows no target either way
+                        presence_losses.append(self.presence_loss(out.seg_image_mass, bool(target.masks[t].any())))
                     if teacher_tokens:  # the teacher's own masks, and the [SEG] token pulled onto its token
                         pred = self.model.grounding_encoder.predict_mask(features[1], teacher_tokens[k])
                         teacher_logits.append(pred.low_res_logits)
@@ -368,6 +375,7 @@ class TrainingModel(nn.Module):
                  ("distill", distill, self.loss_config.teacher_distill_weight),
                  ("attributes", attribute_losses, self.loss_config.attribute_weight),
                  ("seg_attention", attention_losses, self.loss_config.seg_attention_weight),
+                 ("seg_presence", presence_losses, self.loss_config.seg_presence_weight),
                  ("seg_position", position_losses, self.loss_config.seg_position_weight),
                  ("value_position", value_losses, self.loss_config.value_position_weight),
                  ("said_attributes", said_losses, self.loss_config.seg_attribute_weight),
@@ -444,6 +452,13 @@ class TrainingModel(nn.Module):
         side = token_grid_side(image_values.shape[0], "loss.value_position_weight")
         centres = cell_centres((side, side)).to(image_values.device)
         return F.mse_loss(self.training_heads["seg_position"](image_values.float()), centres)
+
+    @staticmethod
+    def presence_loss(image_mass: torch.Tensor, in_view: bool) -> torch.Tensor:
+        """BCE of the [SEG] row's attention mass on the image tokens (a probability: the rest of the row lies on
+        the prompt's other tokens) against the target being in view."""
+        goal = torch.tensor(1.0 if in_view else 0.0, device=image_mass.device)
+        return F.binary_cross_entropy(image_mass.float().clamp(1e-6, 1 - 1e-6), goal)
 
     @staticmethod
     def attention_loss(attention: torch.Tensor, mask: np.ndarray) -> torch.Tensor:

@@ -143,3 +143,55 @@ def test_the_gate_survives_export_and_an_init_export_gains_it(tmp_path, micro_co
     assert gated.config.grounding.object_score_gate
     reloaded = load_model(save_checkpoint(gated, gated.tokenizer, tmp_path / "gated"))
     assert reloaded.config.grounding.object_score_gate
+
+
+def test_the_presence_loss_trains_the_seg_attention_mass_on_the_image_toward_in_view(micro_config):
+    config = micro_config(data={**ABSENT, "absent_answer": "[SEG]."}, loss={"seg_presence_weight": 1.0})
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    model.eval()
+    trainer = TrainingModel(model, config.loss)
+    _, sample = _with_absent(SyntheticPool(config.data), "[SEG].")[0]
+    in_view = [bool(t.masks[0].any()) for t in sample.targets]
+    assert not all(in_view) and any(in_view)
+    out = trainer([sample], torch.Generator().manual_seed(0))
+    masses = torch.stack([f[0].seg_image_mass for f in trainer.last_frames])
+    assert torch.all((masses > 0) & (masses <= 1 + 1e-6))  # a share of one softmax row
+    torch.testing.assert_close(out["seg_presence"], torch.nn.functional.binary_cross_entropy(
+        masses.float().clamp(1e-6, 1 - 1e-6), torch.tensor(in_view, dtype=torch.float32)))
+    out["seg_presence"].backward()
+    grads = [p.grad for p in model.language_model.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)  # it reaches the LLM that makes the attention
+    off = TrainingModel(model, dataclasses.replace(config.loss, seg_presence_weight=0.0))
+    with torch.no_grad():
+        off([sample], torch.Generator().manual_seed(0))
+    assert "seg_presence" not in off([sample], torch.Generator().manual_seed(0))
+    assert all(f[0].seg_image_mass is None for f in off.last_frames)
+
+
+def test_the_presence_gate_empties_the_mask_only_below_its_threshold_and_travels_with_an_export(tmp_path):
+    from strvos_core.config import GroundingConfig
+    from strvos_core.training.build import add_attention_click
+
+    model = build_random_model("tiny", answer="seg")
+    add_attention_click(model)
+    frame = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    with torch.no_grad():
+        features = model.encode_frame(frame)
+        ungated = model.segment(features, "the red circle", None)
+        model.config.grounding.presence_gate = 1e-9  # every row puts more than this on the image
+        low = model.segment(features, "the red circle", None)
+        model.config.grounding.presence_gate = 0.999999  # no row puts all of itself on the image
+        high = model.segment(features, "the red circle", None)
+    assert ungated.mask.any(), "the random model's mask should not be empty for this check"
+    np.testing.assert_array_equal(low.mask, ungated.mask)
+    assert low.score == ungated.score
+    assert not high.mask.any() and high.score == 0.0 and high.has_seg and high.num_seg == ungated.num_seg
+    reloaded = load_model(save_checkpoint(model, model.tokenizer, tmp_path / "gated"))
+    assert reloaded.config.grounding.presence_gate == 0.999999
+    with pytest.raises(StrvosError, match="attention_click"):
+        GroundingConfig(presence_gate=0.3)
+    with pytest.raises(StrvosError, match=r"\[0, 1\)"):
+        GroundingConfig(presence_gate=1.0, attention_click=True)

@@ -30,6 +30,21 @@ def _with_absent(pool: SyntheticPool, answer: str) -> list[tuple[int, Sample]]:
             if any(t.answer == answer and not t.masks[0].any() for t in s.targets)]
 
 
+def _seg_answered_absent(config):
+    """A trainable micro model (eval mode: no dropout), its TrainingModel, and a sample holding targets both in and
+    out of view, all answered "[SEG].": (model, trainer, sample, in-view flags)."""
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    configure_trainable(model, config.trainable, config.lora)
+    set_train_mode(model)
+    model.eval()
+    trainer = TrainingModel(model, config.loss)
+    _, sample = _with_absent(SyntheticPool(config.data), "[SEG].")[0]
+    in_view = [bool(t.masks[0].any()) for t in sample.targets]
+    assert not all(in_view) and any(in_view)
+    return model, trainer, sample, in_view
+
+
 def test_absent_targets_are_out_of_view_answered_without_seg_and_added_after_the_usual_draws(micro_config):
     config = micro_config(data=ABSENT)
     pool = SyntheticPool(config.data)
@@ -88,15 +103,7 @@ def test_absent_targets_need_single_frames_and_an_answer_with_one_seg_or_none(mi
 def test_the_object_score_learns_what_is_in_view_and_masks_are_scored_only_there(micro_config):
     config = micro_config(data={**ABSENT, "absent_answer": "[SEG]."},
                           loss={"object_score_weight": 1.0, "point_sampling": False})
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    configure_trainable(model, config.trainable, config.lora)
-    set_train_mode(model)
-    model.eval()
-    trainer = TrainingModel(model, config.loss)
-    _, sample = _with_absent(SyntheticPool(config.data), "[SEG].")[0]
-    in_view = [bool(t.masks[0].any()) for t in sample.targets]
-    assert not all(in_view) and any(in_view)
+    model, trainer, sample, in_view = _seg_answered_absent(config)
     with torch.no_grad():
         out = trainer([sample], torch.Generator().manual_seed(0))
     frames = [f[0] for f in trainer.last_frames]
@@ -147,15 +154,7 @@ def test_the_gate_survives_export_and_an_init_export_gains_it(tmp_path, micro_co
 
 def test_the_presence_loss_trains_the_seg_attention_mass_on_the_image_toward_in_view(micro_config):
     config = micro_config(data={**ABSENT, "absent_answer": "[SEG]."}, loss={"seg_presence_weight": 1.0})
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    configure_trainable(model, config.trainable, config.lora)
-    set_train_mode(model)
-    model.eval()
-    trainer = TrainingModel(model, config.loss)
-    _, sample = _with_absent(SyntheticPool(config.data), "[SEG].")[0]
-    in_view = [bool(t.masks[0].any()) for t in sample.targets]
-    assert not all(in_view) and any(in_view)
+    model, trainer, sample, in_view = _seg_answered_absent(config)
     out = trainer([sample], torch.Generator().manual_seed(0))
     masses = torch.stack([f[0].seg_image_mass for f in trainer.last_frames])
     assert torch.all((masses > 0) & (masses <= 1 + 1e-6))  # a share of one softmax row

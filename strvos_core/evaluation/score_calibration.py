@@ -74,16 +74,8 @@ def auroc(score: np.ndarray, good: np.ndarray) -> float:
     positives, negatives = int(good.sum()), int((~good).sum())
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(score.size)
-    sorted_scores = score[order]
-    i = 0
-    while i < score.size:  # average ranks over ties
-        j = i
-        while j + 1 < score.size and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based ranks, ties given their average
     return float((ranks[good].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 

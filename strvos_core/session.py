@@ -28,6 +28,10 @@ class TargetResult:
     score: float  # in [0, 1]; see modeling/streamingrvos.py for the definition
     has_seg: bool
     text: str
+    # models with grounding.attention_click: where the [SEG] token looked (its attention over the square image-token
+    # grid, [side, side], sums to 1) and the click SAM 2 got there, in frame pixels (x, y); None otherwise
+    attention: np.ndarray | None = None
+    click: tuple[float, float] | None = None
 
 
 @dataclass
@@ -156,5 +160,6 @@ class StreamingSession(Session):
                 self._states[target_id] = out.state
             for stage, seconds in out.timings.items():
                 timings[stage] += seconds
-            results[target_id] = TargetResult(target_id, expression, out.mask, out.score, out.has_seg, out.text)
+            results[target_id] = TargetResult(target_id, expression, out.mask, out.score, out.has_seg, out.text,
+                                              out.attention, out.click)
         return results

@@ -35,7 +35,8 @@ class Backend:
         rgb = as_rgb_frame(image, color_order)
         expression = clean_expression(expression)
         out = model.segment(model.encode_frame(rgb), expression, None, mode="image")
-        return TargetResult("image", expression, out.mask, out.score, out.has_seg, out.text)
+        return TargetResult("image", expression, out.mask, out.score, out.has_seg, out.text, out.attention,
+                            out.click)
 
     def release(self) -> None:
         """Free the model (and its GPU memory); the backend is unusable afterwards."""

@@ -37,6 +37,7 @@ from strvos_core.modeling.vision import (
     build_motion_encoder,
     build_vision_model,
     image_tokens,
+    token_grid_side,
 )
 from strvos_core.processing import image as image_processing
 from strvos_core.processing.prompt import SpecialTokenIds, build_prompt
@@ -88,6 +89,11 @@ class SegmentOutput:
     num_seg: int
     state: torch.Tensor | None  # [1, Cl] on the model's device: the next frame's <TIME_CONTEXT> input, or None
     timings: dict[str, float]
+    # with grounding.attention_click: the [SEG] row's attention over the square image-token grid (float32 [side,
+    # side] on the host, sums to 1; row-major over the frame as SAM 2's squashed input sees it) and SAM 2's click in
+    # frame pixels (x, y); None otherwise, or when no [SEG] was answered
+    attention: np.ndarray | None = None
+    click: tuple[float, float] | None = None
 
 
 class StreamingRVOSModel(nn.Module):
@@ -232,6 +238,10 @@ class StreamingRVOSModel(nn.Module):
                 return SegmentOutput(empty, 0.0, True, text, num_seg, new_state, timings)
             attention = seg_image_attention(out.fed_attention[kept], image_slots)
             click = attention_click(attention, self.config.grounding.image_size)
+            grid = token_grid_side(attention.numel(), "grounding.attention_click")
+            looked = attention.float().reshape(grid, grid).cpu().numpy()
+            size = self.config.grounding.image_size  # SAM 2's input is the frame squashed to a square
+            clicked = (float(click[0]) * features.width / size, float(click[1]) * features.height / size)
         sam = features.sam  # encoded here on the frame's first [SEG], timed by encode_frame's timer
         with timer("sam2"), self._autocast():
             prompt = self.text_hidden_fcs(seg_hidden[:1] if mode == "image" else seg_hidden[-1:])
@@ -247,7 +257,9 @@ class StreamingRVOSModel(nn.Module):
             score = float((pred.iou * pred.object_score_logit.sigmoid()).clamp(0, 1)[0])
             if self.config.grounding.score_calibration is not None:
                 score = float(calibrate(score, self.config.grounding.score_calibration))
-        return SegmentOutput(mask, score, True, text, num_seg, new_state, timings)
+        if click is None:
+            return SegmentOutput(mask, score, True, text, num_seg, new_state, timings)
+        return SegmentOutput(mask, score, True, text, num_seg, new_state, timings, looked, clicked)
 
     def frame_tiles(self, width: int, height: int) -> int:
         cfg = self.config

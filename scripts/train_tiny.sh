@@ -147,6 +147,7 @@ strvos eval --dataset synthetic --data-root "$DATA" --split test --model "$MODEL
   --backend streamingrvos-no-state --out out/eval/tiny_no_state --no-progress
 LAST=runs/tiny_s1v2
 python -m strvos_core.training.probe --run "$LAST" --frames 60 | tee "$LAST/probe.md"
+python -m strvos_core.evaluation.misses --model "$MODEL" --data-root "$DATA" --split test --out "$LAST/misses.md"
 # Stages kept from an earlier export: their facts come from that export's card (scores.json), not their runs.
 EARLIER=()
 MOTION_RUNS=(runs/tiny_qm runs/tiny_s1m runs/tiny_s1a runs/tiny_qa runs/tiny_qv runs/tiny_s1v runs/tiny_qv2 runs/tiny_s1v2)
@@ -163,4 +164,4 @@ if [ -d runs/tiny_s0 ]; then RUNS=(runs/tiny_s0 "${RUNS[@]}"); fi
 python -m strvos_core.training.model_card --model "$MODEL" --runs "${RUNS[@]}" "${EARLIER[@]}" \
   --eval out/eval/tiny_streaming out/eval/tiny_no_state --test-videos "$TEST_VIDEOS" \
   --probe "$LAST/probe.md" --stage0 "$S0/prompt_eval.txt" --vision "$SV/attribute_probe.txt" \
-  --motion "$SVM/motion_probe.md"
+  --motion "$SVM/motion_probe.md" --misses "$LAST/misses.md"

@@ -2,15 +2,16 @@
 
     python -m strvos_core.training.model_card --model DIR --runs RUN [RUN ...] --eval STATEFUL NO_STATE \
         [--probe PROBE.md] [--stage0 PROMPT_EVAL.txt] [--vision ATTRIBUTE_PROBE.txt] [--motion MOTION_PROBE.md] \
-        [--earlier SCORES.json]
+        [--misses MISSES.md] [--earlier SCORES.json]
 
 Reads each run's train_config.json and log.jsonl, the two `strvos eval` summaries (the model streaming with its
 [SEG] state, and the `streamingrvos-no-state` ablation) and writes DIR/README.md plus DIR/scores.json; with
 `--probe`, the link-by-link table `training.probe` printed for the last [SEG] run (does the mask follow the text,
 and where the chain breaks), with `--stage0`, SAM 2's held-out prompt scores after stage 0 (`training.prompt_eval`),
 with `--vision`, the vision path's held-out attribute scores after stage V (`training.attribute_probe`), with
-`--motion`, the motion encoder's held-out step accuracy after stage VM (`training.motion_probe`), with
-`--earlier`, the stages of an earlier export this model was trained from, copied from that export's scores.json
+`--motion`, the motion encoder's held-out step accuracy after stage VM (`training.motion_probe`), with `--misses`,
+where the masks miss on the test split, frame by frame (`evaluation.misses`: out of view, the click off the target,
+small targets), with `--earlier`, the stages of an earlier export this model was trained from, copied from that export's scores.json
 (for stages whose run folders are gone).
 Numbers are copied from those files, never typed in.
 """
@@ -137,6 +138,24 @@ frames, seed 777): which way the object there moved since the frame before (stil
 commonest class's share is what a constant guess scores."""
 
 
+MISSES_NOTE = """Frame J per target-frame (the reference's), split into what each group of frames loses: its share of
+the frames times one minus its mean J (the groups add up to 1 - mean frame J). The click is SAM 2's, placed where the
+[SEG] attention peaked; the peak cell is that attention's highest cell of the token grid laid over the frame."""
+
+
+def _whole_evidence(title: str, path: Path | None, note: str = "") -> str:
+    """`_evidence` for a tool whose output is several tables with their own headings: its whole text."""
+    if path is None:
+        return ""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise StrvosError(f"{path} not found") from None
+    if "|" not in text:
+        raise StrvosError(f"{path} holds no table")
+    return f"\n## {title} (`{path.name}`)\n\n{text}\n" + (f"\n{note}\n" if note else "")
+
+
 def pretraining_facts(path: Path, stage: str = VISION_STAGE, tool: str = "attribute_probe") -> dict[str, Any]:
     """Steps, minutes and final loss of a pre-training stage (V or VM) from the table its probe printed last:
     rows | step | loss | ... | seconds |."""
@@ -158,7 +177,7 @@ def vision_facts(path: Path) -> dict[str, Any]:
 
 def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir: Path, test_videos: int,
                probe: Path | None = None, stage0: Path | None = None, vision: Path | None = None,
-               earlier: Path | None = None, motion: Path | None = None) -> str:
+               earlier: Path | None = None, motion: Path | None = None, misses: Path | None = None) -> str:
     if not model.is_dir():
         raise StrvosError(f"{model} is not a model folder")
     facts = [run_facts(r) for r in runs]
@@ -179,14 +198,17 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
     missed = [k for k in KINDS if k in streaming["by_kind"] and streaming["by_kind"][k]["JF"] < TARGETS[k]]
     verdict = ("All targets met." if not missed else
                f"**Targets not met for: {', '.join(missed)}.** Whether the mask follows the text at all, and which "
-               "link fails, is in the probe table below (own vs other IoU); where the two J&F columns agree, the "
-               "streaming state adds nothing. The diagnosis of training from scratch: strvos_core/training/README.md.")
+               "link fails, is in the probe table below (own vs other IoU)"
+               + ("; which frames lose the J, in the misses tables" if misses is not None else "")
+               + "; where the two J&F columns agree, the streaming state adds nothing. The diagnosis of training "
+               "from scratch: strvos_core/training/README.md.")
     evidence = (_evidence("Does the mask follow the text: training.probe on held-out frames", probe, PROBE_NOTE)
                 + _evidence("SAM 2 after stage 0: held-out prompts (training.prompt_eval)", stage0)
                 + _evidence("The vision path after stage V: held-out per-cell attributes (training.attribute_probe)",
                             vision, VISION_NOTE)
                 + _evidence("The motion encoder after stage VM: held-out per-cell steps (training.motion_probe)",
-                            motion, MOTION_NOTE))
+                            motion, MOTION_NOTE)
+                + _whole_evidence("Where the masks miss on the test split (evaluation.misses)", misses, MISSES_NOTE))
     extension = _read_json(model / "config.json").get("strvos", {}) if (model / "config.json").exists() else {}
     trunk = extension.get("vision_trunk", "internvit")
     vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
@@ -257,12 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                         "for stage V (the vision path pre-trained on attributes)")
     parser.add_argument("--motion", type=Path, help="what `python -m strvos_core.training.motion_probe` printed "
                         "for stage VM (the motion encoder pre-trained on per-cell steps)")
+    parser.add_argument("--misses", type=Path, help="what `python -m strvos_core.evaluation.misses` wrote (--out) "
+                        "for the test split")
     parser.add_argument("--earlier", type=Path, help="scores.json of the export the first run started from: its "
                         "stages are listed too (for run folders that are gone)")
     args = parser.parse_args(argv)
     try:
         table = write_card(args.model, args.runs, args.eval[0], args.eval[1], args.test_videos, args.probe,
-                           args.stage0, args.vision, args.earlier, args.motion)
+                           args.stage0, args.vision, args.earlier, args.motion, args.misses)
     except StrvosError as exc:
         print(f"model_card: error: {exc}", file=sys.stderr)
         return 2

@@ -154,3 +154,21 @@ def test_stage_vm_follows_the_earlier_stages_its_table_copied_in_and_its_minutes
     (vm / "cut.md").write_text("step 100: loss 1.500 ...\n")
     with pytest.raises(StrvosError, match="no motion_probe table"):
         write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, motion=vm / "cut.md")
+
+
+def test_the_misses_report_is_copied_in_whole_and_named_in_the_verdict(tmp_path):
+    """`--misses`: the tables `evaluation.misses` wrote, headings and all, and the verdict points at them."""
+    from strvos_core.evaluation.misses import TargetFrame, report
+
+    model = _one_stage(tmp_path, seconds=1.0)
+    frames = [TargetFrame("appearance", 0.0, 0.0), TargetFrame("appearance", 0.01, 0.8, True, True)]
+    (tmp_path / "misses.md").write_text("default on synthetic test (1 videos)\n\n" + report(frames, 76800))
+    write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, misses=tmp_path / "misses.md")
+    card = (model / "README.md").read_text()
+    assert "## Where the masks miss on the test split (evaluation.misses) (`misses.md`)" in card
+    assert "**appearance**: 2 target-frames, mean frame J 0.400" in card
+    assert "| target out of view | 1 | 0.500 | 0.000 | 0.500 |" in card and "default on synthetic test" in card
+    assert "which frames lose the J, in the misses tables" in card
+    (tmp_path / "empty.md").write_text("the run was cut short\n")
+    with pytest.raises(StrvosError, match="holds no table"):
+        write_card(model, [tmp_path / "s1"], tmp_path / "on", tmp_path / "off", 1, misses=tmp_path / "empty.md")

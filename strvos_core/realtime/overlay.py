@@ -168,6 +168,15 @@ def quaternion_to_rotation(q: Sequence[float]) -> np.ndarray:
     ])
 
 
+def draw_click(image: np.ndarray, click: Sequence[float], colour: tuple[int, int, int]) -> None:
+    """A cross in the target's colour on a black halo at ``click`` (x, y px): where the model looked, so a mask on
+    the wrong object shows whether the attention or SAM 2 went astray."""
+    centre = (int(round(float(click[0]))), int(round(float(click[1]))))
+    size = max(7, int(round(0.04 * min(image.shape[:2]))))
+    cv2.drawMarker(image, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 4, cv2.LINE_AA)
+    cv2.drawMarker(image, centre, tuple(int(c) for c in colour), cv2.MARKER_CROSS, size, 2, cv2.LINE_AA)
+
+
 def state_text(state: TrackingState, score: float, threshold: float | None = None) -> str:
     """'TRACKING 0.82', 'LOST 0.31 < 0.50' (the score and why it is not tracking, when the threshold is known)."""
     text = f"{TrackingState(state).name} {score:.2f}"
@@ -179,7 +188,8 @@ def state_text(state: TrackingState, score: float, threshold: float | None = Non
 def draw_targets(rgb: np.ndarray, targets: Sequence, K: np.ndarray | None = None, alpha: float = 0.5,
                  threshold: float | None = None) -> np.ndarray:
     """An RGB copy of ``rgb`` with each target (realtime.pipeline.TargetOutput) drawn: its mask (filled while
-    TRACKING, a dashed outline otherwise), its label (id, state, score, distance) and, with ``K``, its pose.
+    TRACKING, a dashed outline otherwise), where the model looked (a cross at SAM 2's click, for models with an
+    attention click), its label (id, state, score, distance) and, with ``K``, its pose.
     Labels sit next to their mask (the others at the top-left corner), never over another label."""
     out = np.array(rgb, dtype=np.uint8, copy=True)
     labels = []
@@ -193,6 +203,9 @@ def draw_targets(rgb: np.ndarray, targets: Sequence, K: np.ndarray | None = None
             if tracking:
                 fill_mask(out, mask, colour, alpha)
             draw_outline(out, mask, WHITE, dashed=not tracking)
+        click = getattr(target, "click", None)
+        if click is not None and np.isfinite(click).all():
+            draw_click(out, click, colour)
         lines = [f"{target.target_id}: {state_text(target.state, target.score, threshold)}"]
         if target.area and not tracking:
             lines.append("mask not trusted (dashed)")

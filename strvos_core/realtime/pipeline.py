@@ -82,6 +82,7 @@ class TargetOutput:
     area: int
     bbox: tuple[int, int, int, int]  # x, y, width, height; zeros when the mask is empty
     pose: PoseEstimate | None = None  # None: not estimated (no depth, empty mask, or not wanted)
+    click: tuple[float, float] | None = None  # where SAM 2 was clicked (x, y px; models with an attention click)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,8 @@ class Pipeline:
             state = target.tracker.update(area, score, settings.score_threshold)
             target.last_score = score
             out = TargetOutput(target.target_id, target.prompt, target.index, state, score, bool(res.has_seg),
-                               mask, area, mask_bbox(mask) if area else (0, 0, 0, 0))
+                               mask, area, mask_bbox(mask) if area else (0, 0, 0, 0),
+                               click=getattr(res, "click", None))
             _lap(laps, "masks")
             if depth is not None and area and (pose_for if isinstance(pose_for, bool) else pose_for(out.target_id)):
                 out.pose = estimator.estimate(depth.to_depth_grid(mask), depth.image, depth.K, encoding=depth.encoding)

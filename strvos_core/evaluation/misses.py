@@ -65,7 +65,7 @@ class KindSummary:
     mean_j: float
     groups: list[FrameGroup] = field(default_factory=list)
     bins: list[AreaBin] = field(default_factory=list)
-    click_on: float | None = None  # of the in-view frames
+    click_on: float | None = None  # of the in-view frames with a click
     peak_on: float | None = None
     missed_click_peak_on: float | None = None  # of the in-view frames whose click missed: the peak cell on target
 
@@ -119,12 +119,13 @@ def summarise(frames: list[TargetFrame], kind: str) -> KindSummary:
                                              float(np.mean([f.j for f in members]))))
 
     group("target out of view", out)
-    if clicked and len(clicked) == len(seen):
-        group("in view, the click off the target", [f for f in seen if not f.click_on])
-        group("in view, the click on the target", [f for f in seen if f.click_on])
-        summary.click_on = _mean([f.click_on for f in seen])
-        summary.peak_on = _mean([f.peak_on for f in seen])
-        summary.missed_click_peak_on = _mean([f.peak_on for f in seen if not f.click_on])
+    if clicked:
+        group("in view, the click off the target", [f for f in clicked if not f.click_on])
+        group("in view, the click on the target", [f for f in clicked if f.click_on])
+        group("in view, no click (no [SEG] answered)", [f for f in seen if f.click_on is None])
+        summary.click_on = _mean([f.click_on for f in clicked])
+        summary.peak_on = _mean([f.peak_on for f in clicked])
+        summary.missed_click_peak_on = _mean([f.peak_on for f in clicked if not f.click_on])
     else:
         group("in view", seen)
     for low, high in zip(AREA_EDGES[:-1], AREA_EDGES[1:], strict=True):
@@ -158,9 +159,9 @@ def format_summary(summary: KindSummary, frame_pixels: int | None = None) -> str
     for g in summary.groups:
         lines.append(f"| {g.name} | {g.frames} | {g.share:.3f} | {g.mean_j:.3f} | {g.j_lost:.3f} |")
     if summary.click_on is not None:
-        lines += ["", f"In view: the click on the target in {summary.click_on:.3f} of the frames, the attention's peak "
-                      f"cell on it in {summary.peak_on:.3f}; where the click missed, the peak cell was on the "
-                      f"target in {_fraction(summary.missed_click_peak_on)}."]
+        lines += ["", f"In view, of the frames with a click: the click on the target in {summary.click_on:.3f}, the "
+                      f"attention's peak cell on it in {summary.peak_on:.3f}; where the click missed, the peak cell "
+                      f"was on the target in {_fraction(summary.missed_click_peak_on)}."]
     lines += ["", "| target's visible area (of the frame) | in-view frames | share | click on target | "
                   "peak cell on target | frame J |", "|---|---|---|---|---|---|"]
     for b in summary.bins:

@@ -60,9 +60,15 @@ def test_the_lost_j_of_the_groups_adds_up_to_one_minus_the_mean():
     assert "| target out of view | 3 | 0.300 | 0.333 | 0.200 |" in text
     assert "<= 0.25 % (192 px)" in text and "> 2 % (1536 px)" in text
 
+    unanswered = summarise(frames + [TargetFrame("appearance", 0.02, 0.0)], "appearance")  # no [SEG]: no click
+    assert [g.frames for g in unanswered.groups] == [3, 2, 5, 1]
+    assert unanswered.groups[-1].name == "in view, no click (no [SEG] answered)"
+    assert unanswered.click_on == pytest.approx(5 / 7)
+    assert sum(g.j_lost for g in unanswered.groups) == pytest.approx(1 - unanswered.mean_j)
+
     no_clicks = summarise([TargetFrame("motion", 0.0, 0.0), TargetFrame("motion", 0.01, 0.5)], "motion")
     assert [g.name for g in no_clicks.groups] == ["target out of view", "in view"]
-    assert no_clicks.click_on is None and "click on the target in" not in format_summary(no_clicks)
+    assert no_clicks.click_on is None and "the click on the target in" not in format_summary(no_clicks)
     with pytest.raises(StrvosError, match="no target-frames"):
         summarise([], "relation")
 

@@ -172,7 +172,7 @@ def draw_click(image: np.ndarray, click: Sequence[float], colour: tuple[int, int
     """A cross in the target's colour on a black halo at ``click`` (x, y px): where the model looked, so a mask on
     the wrong object shows whether the attention or SAM 2 went astray."""
     centre = (int(round(float(click[0]))), int(round(float(click[1]))))
-    size = max(7, int(round(0.04 * min(image.shape[:2]))))
+    size = max(9, int(round(0.06 * min(image.shape[:2]))))
     cv2.drawMarker(image, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 4, cv2.LINE_AA)
     cv2.drawMarker(image, centre, tuple(int(c) for c in colour), cv2.MARKER_CROSS, size, 2, cv2.LINE_AA)
 
@@ -203,9 +203,6 @@ def draw_targets(rgb: np.ndarray, targets: Sequence, K: np.ndarray | None = None
             if tracking:
                 fill_mask(out, mask, colour, alpha)
             draw_outline(out, mask, WHITE, dashed=not tracking)
-        click = getattr(target, "click", None)
-        if click is not None and np.isfinite(click).all():
-            draw_click(out, click, colour)
         lines = [f"{target.target_id}: {state_text(target.state, target.score, threshold)}"]
         if target.area and not tracking:
             lines.append("mask not trusted (dashed)")
@@ -216,6 +213,9 @@ def draw_targets(rgb: np.ndarray, targets: Sequence, K: np.ndarray | None = None
                 rotation = pose.rotation if pose.orientation_valid else None
                 length = float(np.clip(0.5 * float(np.max(pose.extent)), 0.02, 0.5))
                 draw_pose(out, pose.position, rotation, K, length)
+        click = getattr(target, "click", None)
+        if click is not None and np.isfinite(click).all():  # after the pose, which often sits at the same spot
+            draw_click(out, click, colour)
         labels.append((lines, colour, target.bbox if target.area else None))
     scale = text_scale(out)
     taken: list[tuple[int, int, int, int]] = []

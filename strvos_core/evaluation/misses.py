@@ -82,6 +82,10 @@ def cell_overlaps(truth: np.ndarray, attention: np.ndarray) -> bool:
 
 
 def click_overlaps(truth: np.ndarray, click: tuple[float, float]) -> bool:
+    """Whether the click (x, y px) lies on a target pixel; a click off the frame is clamped to its edge, a NaN one
+    (a broken attention) is off the target."""
+    if not np.isfinite(click).all():
+        return False
     height, width = truth.shape
     x = min(max(int(click[0]), 0), width - 1)
     y = min(max(int(click[1]), 0), height - 1)

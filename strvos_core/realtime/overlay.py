@@ -171,8 +171,10 @@ def quaternion_to_rotation(q: Sequence[float]) -> np.ndarray:
 def draw_click(image: np.ndarray, click: Sequence[float], colour: tuple[int, int, int]) -> None:
     """A cross in the target's colour on a black halo at ``click`` (x, y px): where the model looked, so a mask on
     the wrong object shows whether the attention or SAM 2 went astray."""
-    centre = (int(round(float(click[0]))), int(round(float(click[1]))))
     size = max(9, int(round(0.06 * min(image.shape[:2]))))
+    height, width = image.shape[:2]  # a point far off the image is drawn (not at all) at its edge, never overflows
+    centre = (int(np.clip(round(float(click[0])), -size, width + size)),
+              int(np.clip(round(float(click[1])), -size, height + size)))
     cv2.drawMarker(image, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 4, cv2.LINE_AA)
     cv2.drawMarker(image, centre, tuple(int(c) for c in colour), cv2.MARKER_CROSS, size, 2, cv2.LINE_AA)
 

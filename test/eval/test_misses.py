@@ -40,6 +40,7 @@ def test_the_peak_cell_and_the_click_are_checked_against_the_target_pixels():
     assert not cell_overlaps(truth, attention)
     assert click_overlaps(truth, (25.9, 8.0)) and not click_overlaps(truth, (23.9, 9.0))
     assert not click_overlaps(truth, (-5.0, 500.0))  # clamped to the frame, never an index error
+    assert not click_overlaps(truth, (float("nan"), 9.0))
 
 
 def test_the_lost_j_of_the_groups_adds_up_to_one_minus_the_mean():

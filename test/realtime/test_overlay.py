@@ -131,6 +131,6 @@ def test_the_click_is_marked_where_the_model_looked_and_only_there():
     changed = np.argwhere((out != plain).any(axis=2))
     assert len(changed) and np.abs(changed - [41, 200]).max() <= 12  # a ~16 px cross around (x 200, y 41)
     assert (out[41, 200] == colour_for(0)).all()  # its centre in the target's colour
-    for bad in [(float("nan"), 3.0), (1e9, -1e9)]:  # never a crash: a NaN is skipped, far points fall off the image
-        clicked.click = bad
-        draw_targets(scene(), [clicked])
+    for bad in [(float("nan"), 3.0), (1e9, -1e9), (1e30, 5.0)]:  # never a crash: a NaN is skipped, far points
+        clicked.click = bad                                          # fall off the image
+        assert (draw_targets(scene(), [clicked]) == plain).all()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,16 +45,25 @@ def export_grounding(checkpoint: str | Path, out_file: str | Path, dtype: str | 
     """SAM 2 alone (the `grounding_encoder.*` weights) of a training checkpoint -> one safetensors file, with the
     grounding config as metadata: what a stage-0 run hands the next stage (`model.grounding_init`), small enough to
     keep in the repository (the LLM and ViT of a stage-0 run are untrained and rebuilt from the seed)."""
-    import torch
-    from safetensors.torch import save_file
-
     model = checkpointing.load_model(resolve_checkpoint(checkpoint))
     cast = getattr(torch, dtype) if dtype else None
-    state = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
-             for k, v in model.state_dict().items() if k.startswith(GROUNDING_PREFIX)}
+    return _save_part(model, (GROUNDING_PREFIX,), "grounding", _grounding_signature(model), out_file,
+                      lambda v: v.to(cast) if cast is not None and v.is_floating_point() else v)
+
+
+def _save_part(model, prefixes: tuple[str, ...], meta_key: str, signature, out_file: str | Path,
+               convert: Callable[[torch.Tensor], torch.Tensor]) -> Path:
+    """One part's weights (`prefixes`, each passed through `convert`) -> a safetensors file whose metadata[`meta_key`]
+    is `signature` (what `_load_part` checks), written whole or not at all: a reader (a stage starting while a probe
+    saves) never sees half a file."""
+    from safetensors.torch import save_file
+
+    state = {k: convert(v.detach()).contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out_file), metadata={"grounding": json.dumps(_grounding_signature(model))})
+    temporary = out_file.with_name(out_file.name + ".tmp")
+    save_file(state, str(temporary), metadata={meta_key: json.dumps(signature)})
+    temporary.replace(out_file)
     return out_file
 
 
@@ -93,14 +103,7 @@ def save_vision(model, out_file: str | Path) -> Path:
     """The LLM's vision path (`vision_model.*` + `mlp1.*`, float32) -> one safetensors file with its config as
     metadata: what an attribute pre-training run (`training.attribute_probe --save`) hands stage 1
     (`model.vision_init`)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
-             if k.startswith(VISION_PREFIXES)}
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out_file), metadata={"vision": json.dumps(_vision_signature(model))})
-    return out_file
+    return _save_part(model, VISION_PREFIXES, "vision", _vision_signature(model), out_file, torch.Tensor.float)
 
 
 def load_vision(model, path: str | Path) -> None:
@@ -121,17 +124,9 @@ def _motion_signature(model) -> dict:
 def save_motion_encoder(model, out_file: str | Path) -> Path:
     """The motion encoder (`motion_encoder.*`, float32) -> one safetensors file with its shape as metadata: what a
     motion pre-training run (`training.motion_probe --save`) hands a stage's `model.motion_init`."""
-    from safetensors.torch import save_file
-
     if model.motion_encoder is None:
         raise StrvosError("this model has no motion encoder (vision.motion_input)")
-    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(MOTION_PREFIXES)}
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out_file.with_name(out_file.name + ".tmp")
-    save_file(state, str(temporary), metadata={"motion": json.dumps(_motion_signature(model))})
-    temporary.replace(out_file)  # a reader never sees half a file (the probe saves while a stage may start)
-    return out_file
+    return _save_part(model, MOTION_PREFIXES, "motion", _motion_signature(model), out_file, torch.Tensor.float)
 
 
 def load_motion_encoder(model, path: str | Path) -> None:

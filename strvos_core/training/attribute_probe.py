@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from strvos_core.training.build import build_model
 from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import SyntheticPool
 from strvos_core.training.export import save_vision
+from strvos_core.training.probe_loop import optimizer_step, scheduled_evaluations
 
 LEARNERS = ("vit", "conv")
 
@@ -114,11 +114,7 @@ class AttributeProbe:
         self.learner.train()
         loss = sum(self._loss(s.frames[0], s.labels[0], s.attributes)
                    for s in (self.train_pool.sample(step, micro, 0, 0) for micro in range(self.batch))) / self.batch
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
-        self.optimizer.step()
-        return float(loss.detach())
+        return optimizer_step(self.optimizer, self.parameters, loss, 1.0)
 
     @torch.no_grad()
     def evaluate(self, frames: int) -> dict[str, tuple[float, float]]:
@@ -152,18 +148,14 @@ def run(probe: AttributeProbe, steps: int, eval_every: int = 100, eval_frames: i
     rows. With `save`, the model's vision path is written there (`export.save_vision`) at every evaluation."""
     if save is not None and not isinstance(probe.learner, VisionGrid):
         raise ValueError("attribute_probe: --save writes the model's vision path; the conv baseline is not one")
-    results, recent, start = [], [], time.perf_counter()
-    for step in range(steps):
-        recent.append(probe.train_step(step))
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            scores = probe.evaluate(eval_frames)
-            results.append((step + 1, float(np.mean(recent)), scores, time.perf_counter() - start))
-            recent = []
-            log(f"step {step + 1}: loss {results[-1][1]:.3f}  " + "  ".join(
-                f"{a} {acc:.3f} (commonest {common:.2f})" for a, (acc, common) in scores.items())
-                + f"  ({results[-1][3]:.0f} s)")
-            if save is not None:
-                save_vision(probe.model, save)
+    results = []
+    for row in scheduled_evaluations(probe.train_step, lambda: probe.evaluate(eval_frames), steps, eval_every):
+        results.append(row)
+        step, loss, scores, seconds = row
+        log(f"step {step}: loss {loss:.3f}  " + "  ".join(
+            f"{a} {acc:.3f} (commonest {common:.2f})" for a, (acc, common) in scores.items()) + f"  ({seconds:.0f} s)")
+        if save is not None:
+            save_vision(probe.model, save)
     return results
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from strvos_core.training.ceiling import round_trip
 from strvos_core.training.click_baseline import ClickUNet
 from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import Click, Sample, SyntheticPool
+from strvos_core.training.probe_loop import optimizer_step, scheduled_evaluations
 from strvos_core.training.promptable import NOT_A_POINT, POSITIVE, sample_prompts
 
 
@@ -183,12 +183,9 @@ class ClickProbe:
         goals = torch.stack([F.interpolate(torch.from_numpy(c.mask.astype(np.float32))[None, None], size=(side, side),
                                            mode="area")[0, 0] for c in clicks])
         loss = losses.best_candidate_loss(self.config.loss, candidates, goals).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters, self.config.optim.grad_clip)
-        self.optimizer.step()
+        value = optimizer_step(self.optimizer, self.parameters, loss, self.config.optim.grad_clip)
         self.schedule.step()
-        return float(loss.detach())
+        return value
 
     @torch.no_grad()
     def candidates(self, sample: Sample, clicks: list[Click]) -> torch.Tensor:
@@ -257,18 +254,12 @@ def run(config: TrainConfig, steps: int, lr: float = 1e-3, eval_every: int = 300
     probe = ClickProbe(config, lr=lr, **probe_options)
     log(f"{probe.learner.name}: a perfect fit of its output grid scores own IoU {probe.ceiling(eval_frames):.3f} "
         f"on these held-out clicks")
-    results, recent, start = [], [], time.perf_counter()
-    for step in range(steps):
-        loss = probe.train_step(step)
-        if loss is not None:
-            recent.append(loss)
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            own, others, objects, clicks = probe.evaluate(eval_frames)
-            results.append(ClickScores(step + 1, float(np.mean(recent)) if recent else float("nan"),
-                                       own, others, objects, clicks))
-            recent = []
-            log(f"step {step + 1}: click loss {results[-1].train_loss:.3f}  held-out IoU own {own:.3f}  "
-                f"others {others:.3f}  objects {objects:.3f}  ({clicks} clicks, {time.perf_counter() - start:.0f} s)")
+    results = []
+    for step, loss, (own, others, objects, clicks), seconds in scheduled_evaluations(
+            probe.train_step, lambda: probe.evaluate(eval_frames), steps, eval_every):
+        results.append(ClickScores(step, loss, own, others, objects, clicks))
+        log(f"step {step}: click loss {loss:.3f}  held-out IoU own {own:.3f}  "
+            f"others {others:.3f}  objects {objects:.3f}  ({clicks} clicks, {seconds:.0f} s)")
     if sheet is not None:
         probe.sheet(sheet)
     return results

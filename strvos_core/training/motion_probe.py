@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from strvos_core.training.config import TrainConfig
 from strvos_core.training.data import Sample, SyntheticPool
 from strvos_core.training.export import save_motion_encoder
 from strvos_core.training.motion import STEP_CLASSES, step_loss, step_targets
+from strvos_core.training.probe_loop import optimizer_step, scheduled_evaluations
 
 ENCODERS = ("fresh", "model")  # a new encoder, or the model's own (its config's model.init, or --run's)
 
@@ -95,12 +95,7 @@ class MotionProbe:
             sample = self._draw(self.train_pool, step, micro, 0)
             targets = step_targets(sample.labels[0], sample.steps[0], (self.side, self.side))
             losses.append(step_loss(self.logits(sample), targets))
-        loss = torch.stack(losses).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
-        self.optimizer.step()
-        return float(loss.detach())
+        return optimizer_step(self.optimizer, self.parameters, torch.stack(losses).mean(), 1.0)
 
     @torch.no_grad()
     def evaluate(self, frames: int) -> tuple[float, float, int]:
@@ -124,17 +119,14 @@ def run(probe: MotionProbe, steps: int, eval_every: int = 100, eval_frames: int 
         save: str | Path | None = None) -> list[tuple[int, float, float, float, float]]:
     """Trains `steps` steps, evaluating every `eval_every` and at the end: (step, mean loss, accuracy, commonest,
     seconds so far) rows. With `save`, the encoder's weights are written there at every evaluation."""
-    results, recent, start = [], [], time.perf_counter()
-    for step in range(steps):
-        recent.append(probe.train_step(step))
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            accuracy, commonest, cells = probe.evaluate(eval_frames)
-            results.append((step + 1, float(np.mean(recent)), accuracy, commonest, time.perf_counter() - start))
-            recent = []
-            log(f"step {step + 1}: loss {results[-1][1]:.3f}  step accuracy {accuracy:.3f} "
-                f"(commonest {commonest:.3f}, {cells} cells)  ({results[-1][4]:.0f} s)", flush=True)
-            if save is not None:
-                save_motion_encoder(probe.model, save)
+    results = []
+    for step, loss, (accuracy, commonest, cells), seconds in scheduled_evaluations(
+            probe.train_step, lambda: probe.evaluate(eval_frames), steps, eval_every):
+        results.append((step, loss, accuracy, commonest, seconds))
+        log(f"step {step}: loss {loss:.3f}  step accuracy {accuracy:.3f} "
+            f"(commonest {commonest:.3f}, {cells} cells)  ({seconds:.0f} s)", flush=True)
+        if save is not None:
+            save_motion_encoder(probe.model, save)
     return results
 
 

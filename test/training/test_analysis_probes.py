@@ -212,3 +212,15 @@ def test_a_pool_that_keeps_no_videos_regenerates_the_same_frames(micro_config):
         np.testing.assert_array_equal(a.frames[0], b.frames[0])
         np.testing.assert_array_equal(a.labels[0], b.labels[0])
     assert kept._videos and not regenerated._videos
+
+
+def test_the_probes_evaluate_every_n_steps_and_at_the_end_with_the_mean_loss_since_the_last():
+    from strvos_core.training.probe_loop import scheduled_evaluations
+
+    losses = {0: 1.0, 1: 3.0, 2: None, 3: None, 4: None, 5: None, 6: 5.0}
+    evaluated = iter(["a", "b", "c", "d"])
+    rows = list(scheduled_evaluations(losses.get, lambda: next(evaluated), 7, 2))
+    assert [(r[0], r[2]) for r in rows] == [(2, "a"), (4, "b"), (6, "c"), (7, "d")]
+    assert rows[0][1] == 2.0 and rows[3][1] == 5.0  # a step returning None trained nothing ...
+    assert all(np.isnan(r[1]) for r in rows[1:3])  # ... and an evaluation after only such steps has no loss
+    assert all(b[3] >= a[3] >= 0 for a, b in zip(rows[:-1], rows[1:], strict=True))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from strvos_core.datasets.files import load_rgb
 from strvos_core.datasets.items import VideoBenchmark
 from strvos_core.errors import StrvosError
+from strvos_core.evaluation.target_stream import add_stream_arguments, open_stream, stream_targets
 from strvos_core.metrics.region import jaccard_per_frame
 
 # bins of the target's visible area as a share of the frame (a 320x240 frame: 192, 384, 768, 1536 px)
@@ -178,25 +178,12 @@ def collect(benchmark: VideoBenchmark, backend, kinds: list[str] | None = None,
             expressions_per_session: int = 16) -> tuple[list[TargetFrame], int | None]:
     """Streams every video of `benchmark` (its expressions of `kinds`, all when None) and returns one record per
     target-frame, and the frames' pixel count when every frame has the same size (else None)."""
-    if benchmark.ground_truth is None:
-        raise StrvosError(f"{benchmark.name} {benchmark.split} has no ground truth to score against")
     frames: list[TargetFrame] = []
     sizes: set[int] = set()
-    for video in benchmark.videos:
-        chosen = [e for e in video.expressions if kinds is None or (e.category or "all") in kinds]
-        group_size = max(1, expressions_per_session)
-        for start in range(0, len(chosen), group_size):
-            group = chosen[start:start + group_size]
-            session = backend.start_session({e.exp_id: e.expression for e in group})
-            for index in range(len(video.frames)):
-                rgb = load_rgb(video.frame_path(index))
-                sizes.add(rgb.shape[0] * rgb.shape[1])
-                result = session.step(rgb)
-                for expression in group:
-                    target = result.targets[expression.exp_id]
-                    truth = benchmark.ground_truth.frame_mask(video, expression, index, rgb.shape[:2])
-                    frames.append(target_frame(expression.category or "all", truth, target.mask, target.attention,
-                                               target.click))
+    for item in stream_targets(benchmark, backend, expressions_per_session, kinds):
+        sizes.add(item.frame_shape[0] * item.frame_shape[1])
+        target = item.result
+        frames.append(target_frame(item.kind, item.truth, target.mask, target.attention, target.click))
     return frames, (sizes.pop() if len(sizes) == 1 else None)
 
 
@@ -210,27 +197,14 @@ def report(frames: list[TargetFrame], frame_pixels: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="default or a model folder")
+    add_stream_arguments(parser)
     parser.add_argument("--backend", default="streamingrvos", help="streamingrvos or streamingrvos-no-state")
-    parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--data-root", required=True)
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--limit", type=int, default=None, help="the first N videos")
     parser.add_argument("--kinds", nargs="+", default=None, help="expression kinds (default: all)")
-    parser.add_argument("--expressions-per-session", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this file")
     args = parser.parse_args(argv)
-    from strvos_core import backends
-    from strvos_core.datasets import read_video_benchmark
 
     try:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        benchmark = read_video_benchmark(args.dataset, args.data_root, args.split).limited(args.limit)
-        backend = backends.create(args.backend, model=args.model)
+        benchmark, backend = open_stream(args, args.backend)
         frames, pixels = collect(benchmark, backend, args.kinds, args.expressions_per_session)
         if not frames:
             raise StrvosError(f"no expressions of kinds {args.kinds} in {args.data_root} {args.split}")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from strvos_core.datasets.files import load_rgb
 from strvos_core.datasets.items import VideoBenchmark
 from strvos_core.errors import StrvosError
+from strvos_core.evaluation.target_stream import add_stream_arguments, open_stream, stream_targets
 from strvos_core.metrics.region import jaccard_per_frame
 from strvos_core.modeling.score_calibration import calibrate, score_logit
 
@@ -115,26 +115,15 @@ def reliability_table(frames: FrameScores, calibration: tuple[float, float], bin
 def collect(benchmark: VideoBenchmark, backend, expressions_per_session: int = 16) -> FrameScores:
     """Streams every video of `benchmark` (the targets of a video in sessions of `expressions_per_session`) and
     records each target-frame's raw score and J. The model's own calibration, if any, is set aside meanwhile."""
-    if benchmark.ground_truth is None:
-        raise StrvosError(f"{benchmark.name} {benchmark.split} has no ground truth to score against")
+    stream = stream_targets(benchmark, backend, expressions_per_session)
     grounding = backend._require_model().config.grounding
     kept, grounding.score_calibration = grounding.score_calibration, None
     scores, js, kinds = [], [], []
     try:
-        for video in benchmark.videos:
-            group_size = max(1, expressions_per_session)
-            for start in range(0, len(video.expressions), group_size):
-                group = video.expressions[start:start + group_size]
-                session = backend.start_session({e.exp_id: e.expression for e in group})
-                for index in range(len(video.frames)):
-                    frame = load_rgb(video.frame_path(index))
-                    result = session.step(frame)
-                    for expression in group:
-                        target = result.targets[expression.exp_id]
-                        truth = benchmark.ground_truth.frame_mask(video, expression, index, frame.shape[:2])
-                        scores.append(float(target.score))
-                        js.append(float(jaccard_per_frame(truth, np.asarray(target.mask, np.uint8))))
-                        kinds.append(expression.category or "all")
+        for item in stream:
+            scores.append(float(item.result.score))
+            js.append(float(jaccard_per_frame(item.truth, np.asarray(item.result.mask, np.uint8))))
+            kinds.append(item.kind)
     finally:
         grounding.score_calibration = kept
     return FrameScores(np.asarray(scores), np.asarray(js), kinds)
@@ -156,28 +145,15 @@ def write_calibration(model_dir: str | Path, calibration: tuple[float, float]) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="default or a model folder")
-    parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--data-root", required=True)
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--limit", type=int, default=None, help="the first N videos")
-    parser.add_argument("--expressions-per-session", type=int, default=16)
+    add_stream_arguments(parser)
     parser.add_argument("--calibration", nargs=2, type=float, metavar=("A", "B"),
                         help="score this map instead of fitting one (check a fitted map on another split)")
     parser.add_argument("--write", action="store_true", help="write the fitted map into the model folder")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    from strvos_core import backends
     from strvos_core.checkpoint import DEFAULT_MODEL_SPEC, default_model_dir
-    from strvos_core.datasets import read_video_benchmark
 
     try:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        benchmark = read_video_benchmark(args.dataset, args.data_root, args.split).limited(args.limit)
-        backend = backends.create("streamingrvos", model=args.model)
+        benchmark, backend = open_stream(args)
         frames = collect(benchmark, backend, args.expressions_per_session)
         calibration = tuple(args.calibration) if args.calibration else fit_calibration(frames.score, frames.good)
         print(f"{len(frames.kind)} target-frames of {len(benchmark.videos)} videos ({args.split}); masks with "

@@ -122,15 +122,22 @@ VISION_NOTE = """Accuracy of a linear head on the token cells that one object co
 frames, seed 777), per attribute; the last row is the share of the commonest value (what a constant guess scores)."""
 
 
-def _evidence(title: str, path: Path | None, note: str = "") -> str:
+def _evidence(title: str, path: Path | None, note: str = "", whole: bool = False) -> str:
+    """A tool's output as a card section: its table lines (the whole text when it has none) or, `whole`, for a tool
+    whose several tables carry their own headings, the whole text, which must then hold a table."""
     if path is None:
         return ""
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
         raise StrvosError(f"{path} not found") from None
-    table = "\n".join(line for line in text.splitlines() if line.startswith("|")) or text
-    return f"\n## {title} (`{path.name}`)\n\n{table}\n" + (f"\n{note}\n" if note else "")
+    if whole:
+        if "|" not in text:
+            raise StrvosError(f"{path} holds no table")
+        body = text
+    else:
+        body = "\n".join(line for line in text.splitlines() if line.startswith("|")) or text
+    return f"\n## {title} (`{path.name}`)\n\n{body}\n" + (f"\n{note}\n" if note else "")
 
 
 MOTION_NOTE = """Accuracy of a linear head on the token cells that objects cover for more than half (60 held-out
@@ -141,19 +148,6 @@ commonest class's share is what a constant guess scores."""
 MISSES_NOTE = """Frame J per target-frame (the reference's), split into what each group of frames loses: its share of
 the frames times one minus its mean J (the groups add up to 1 - mean frame J). The click is SAM 2's, placed where the
 [SEG] attention peaked; the peak cell is that attention's highest cell of the token grid laid over the frame."""
-
-
-def _whole_evidence(title: str, path: Path | None, note: str = "") -> str:
-    """`_evidence` for a tool whose output is several tables with their own headings: its whole text."""
-    if path is None:
-        return ""
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        raise StrvosError(f"{path} not found") from None
-    if "|" not in text:
-        raise StrvosError(f"{path} holds no table")
-    return f"\n## {title} (`{path.name}`)\n\n{text}\n" + (f"\n{note}\n" if note else "")
 
 
 def pretraining_facts(path: Path, stage: str = VISION_STAGE, tool: str = "attribute_probe") -> dict[str, Any]:
@@ -208,7 +202,7 @@ def write_card(model: Path, runs: list[Path], streaming_dir: Path, no_state_dir:
                             vision, VISION_NOTE)
                 + _evidence("The motion encoder after stage VM: held-out per-cell steps (training.motion_probe)",
                             motion, MOTION_NOTE)
-                + _whole_evidence("Where the masks miss on the test split (evaluation.misses)", misses, MISSES_NOTE))
+                + _evidence("Where the masks miss on the test split (evaluation.misses)", misses, MISSES_NOTE, whole=True))
     extension = _read_json(model / "config.json").get("strvos", {}) if (model / "config.json").exists() else {}
     trunk = extension.get("vision_trunk", "internvit")
     vision_name = {"internvit": "InternViT", "conv": "a conv trunk",
